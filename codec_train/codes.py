@@ -1,0 +1,32 @@
+"""Fixed-length codes on the wire.
+
+Bit order: symbols are taken in the code tensor's HWC order (channel fastest); each symbol is
+`bits` bits, most significant first, written one after another into a bit stream; bytes are
+filled most significant bit first and the last byte is padded with zeros. The firmware's packer
+(device/kernels) writes the same stream.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def code_bytes(n_symbols: int, bits: int) -> int:
+    return (n_symbols * bits + 7) // 8
+
+
+def pack_symbols(symbols: np.ndarray, bits: int) -> np.ndarray:
+    """(N, ...) symbols < 2^bits -> (N, code_bytes) uint8."""
+    n = symbols.shape[0]
+    flat = symbols.reshape(n, -1).astype(np.uint8)
+    if flat.size and flat.max() >= 1 << bits:
+        raise ValueError(f"symbol {flat.max()} does not fit in {bits} bits")
+    stream = np.unpackbits(flat[..., None], axis=-1)[..., 8 - bits:].reshape(n, -1)
+    return np.packbits(stream, axis=-1)
+
+
+def unpack_symbols(payload: np.ndarray, bits: int, shape: tuple[int, ...]) -> np.ndarray:
+    """(N, code_bytes) uint8 -> (N, *shape) symbols; inverse of pack_symbols."""
+    n_symbols = int(np.prod(shape))
+    stream = np.unpackbits(payload, axis=-1)[:, :n_symbols * bits].reshape(len(payload), n_symbols, bits)
+    weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.uint8)
+    return (stream * weights).sum(-1).astype(np.uint8).reshape(len(payload), *shape)

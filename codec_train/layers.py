@@ -1,0 +1,96 @@
+"""Building blocks of the SemanticNN codec: GDN, the soft-to-hard quantizer, BER attention, bit flips."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+BER_SCALE = 0.05  # the decoder sees ber / BER_SCALE, so the paper's 0..5 % range maps to 0..1
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization: y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2).
+
+    inverse=True gives IGDN (multiply instead of divide), used by the decoder.
+    beta and gamma are kept positive by squaring their raw parameters.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_raw = nn.Parameter(torch.ones(channels))
+        self.gamma_raw = nn.Parameter(torch.eye(channels) * 0.3162 + 0.01)
+
+    def beta(self) -> torch.Tensor:
+        return self.beta_raw ** 2 + 1e-6
+
+    def gamma(self) -> torch.Tensor:
+        return self.gamma_raw ** 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        norm = F.conv2d(x * x, self.gamma().view(c, c, 1, 1), self.beta())
+        return x * torch.sqrt(norm) if self.inverse else x / torch.sqrt(norm)
+
+
+def flip_symbol_bits(symbols: torch.Tensor, ber: torch.Tensor, bits: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip each bit of each `bits`-bit symbol independently with probability ber (one BER per sample)."""
+    shape = (*symbols.shape, bits)
+    p = ber.view(-1, *([1] * (len(shape) - 1))).expand(shape)
+    flips = torch.rand(shape, generator=generator, device=symbols.device) < p
+    weights = 1 << torch.arange(bits - 1, -1, -1, device=symbols.device)
+    mask = (flips.long() * weights).sum(-1)
+    return symbols ^ mask
+
+
+class SoftQuantizer(nn.Module):
+    """Nearest of 2^bits learnable centres, hard in the forward pass.
+
+    Backward: straight-through to the encoder (identity gradient), plus a soft assignment
+    (softmax over negative squared distances) through which the centres receive gradients and the
+    usage distribution is differentiable.
+    """
+
+    def __init__(self, bits: int = 3):
+        super().__init__()
+        self.bits = bits
+        self.centres = nn.Parameter(torch.linspace(-1.0, 1.0, 2 ** bits))
+
+    @torch.no_grad()
+    def init_from(self, y: torch.Tensor) -> None:
+        k = 2 ** self.bits
+        q = (torch.arange(k, dtype=y.dtype) + 0.5) / k
+        self.centres.copy_(torch.quantile(y.flatten()[:100_000], q))
+
+    def assign(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (hard symbol index, soft assignment probabilities over the centres)."""
+        c = self.centres
+        d2 = (y.unsqueeze(-1) - c) ** 2
+        gap = (c.max() - c.min()).detach() / (len(c) - 1) + 1e-6
+        return d2.argmin(-1), torch.softmax(-d2 / gap ** 2, dim=-1)
+
+    def forward(self, y: torch.Tensor, ber: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (value seen by the decoder, symbols sent, soft assignment).
+
+        With ber given, real bit flips move each symbol to a Hamming neighbour; the decoder
+        sees the corrupted centre, the gradients pass as if the channel were clean.
+        """
+        symbols, soft = self.assign(y)
+        soft_value = (soft * self.centres).sum(-1)
+        received = symbols if ber is None else flip_symbol_bits(symbols, ber, self.bits)
+        value = self.centres[received].detach() + (y - y.detach()) + (soft_value - soft_value.detach())
+        return value, symbols, soft
+
+
+class BerAttention(nn.Module):
+    """Channel attention conditioned on the BER: (global pool || BER) -> MLP -> sigmoid -> rescale."""
+
+    def __init__(self, channels: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or max(channels // 2, 4)
+        self.mlp = nn.Sequential(nn.Linear(channels + 1, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+
+    def forward(self, x: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
+        pooled = x.mean(dim=(2, 3))
+        scale = torch.sigmoid(self.mlp(torch.cat([pooled, (ber / BER_SCALE).view(-1, 1)], dim=1)))
+        return x * scale.view(*scale.shape, 1, 1)

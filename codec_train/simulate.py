@@ -1,0 +1,87 @@
+"""The int8 simulator of a device graph: the same codes as the firmware, bit for bit."""
+from __future__ import annotations
+
+import numpy as np
+
+from .codes import pack_symbols
+
+
+def conv2d_s8(x: np.ndarray, layer: dict) -> np.ndarray:
+    """x: (N, H, W, C) int8 -> (N, OH, OW, OC) int8 with NNoM's integer arithmetic."""
+    kh, kw = layer["kernel"]
+    sh, sw = layer["stride"]
+    ph, pw = layer["padding"]
+    oh, ow, oc = layer["out_shape"]
+    n, _, _, c = x.shape
+    xp = np.pad(x.astype(np.int64), ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    patches = np.stack([xp[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :] for i in range(kh) for j in range(kw)], axis=3)
+    w = np.asarray(layer["weight"], np.int64).reshape(oc, kh * kw * c)
+    acc = patches.reshape(n * oh * ow, kh * kw * c) @ w.T
+    out_shift = layer["out_shift"]
+    acc += (np.asarray(layer["bias"], np.int64) << layer["bias_shift"]) + ((1 << out_shift) >> 1)
+    y = np.clip(acc >> out_shift, -128, 127)
+    if layer["relu"]:
+        y = np.maximum(y, 0)
+    return y.astype(np.int8).reshape(n, oh, ow, oc)
+
+
+def gdn_s8_to_f32(q: np.ndarray, layer: dict) -> np.ndarray:
+    """GDN on the dequantized int8 input, in float32, in the C kernel's order of operations."""
+    x = q.astype(np.float32) * np.float32(2.0 ** -layer["in_dec"])
+    c = x.shape[-1]
+    beta = np.asarray(layer["beta"], np.float32)
+    gamma = np.asarray(layer["gamma"], np.float32).reshape(c, c)
+    squares = [x[..., j] * x[..., j] for j in range(c)]
+    out = np.empty_like(x)
+    for i in range(c):
+        acc = np.full(x.shape[:-1], beta[i], np.float32)
+        for j in range(c):
+            acc = acc + gamma[i, j] * squares[j]
+        out[..., i] = x[..., i] / np.sqrt(acc)
+    return out
+
+
+def prelu_f32(x: np.ndarray, layer: dict) -> np.ndarray:
+    alpha = np.asarray(layer["alpha"], np.float32)
+    return np.where(x > 0, x, alpha * x).astype(np.float32)
+
+
+def energy_norm_f32(x: np.ndarray, layer: dict) -> np.ndarray:
+    """x / sqrt(mean(x^2) + eps) per image; the sum runs in HWC order like the C kernel's loop."""
+    flat = x.reshape(len(x), -1)
+    acc = np.zeros(len(x), np.float32)
+    for k in range(flat.shape[1]):
+        acc = acc + flat[:, k] * flat[:, k]
+    scale = np.sqrt(acc / np.float32(flat.shape[1]) + np.float32(layer["eps"]))
+    return (flat / scale[:, None]).reshape(x.shape)
+
+
+def quantize_f32(x: np.ndarray, layer: dict) -> np.ndarray:
+    """Index of the nearest centre by |x - c|; the first one wins a tie."""
+    centres = np.asarray(layer["centres"], np.float32)
+    distances = np.stack([np.abs(x - c) for c in centres], axis=-1)
+    return distances.argmin(-1).astype(np.uint8)
+
+
+def run_graph(graph: dict, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """images: (N, H, W, C) uint8. Returns (symbols (N, H, W, C) uint8, payloads (N, code_bytes) uint8)."""
+    if tuple(images.shape[1:]) != tuple(graph["input"]["shape"]):
+        raise ValueError(f"images are {images.shape[1:]}, the graph takes {graph['input']['shape']}")
+    x = (images >> 1).astype(np.int8)
+    for layer in graph["layers"]:
+        op = layer["op"]
+        if op == "conv2d":
+            x = conv2d_s8(x, layer)
+        elif op == "gdn":
+            x = gdn_s8_to_f32(x, layer)
+        elif op == "prelu":
+            x = prelu_f32(x, layer)
+        elif op == "energy_norm":
+            x = energy_norm_f32(x, layer)
+        elif op == "quantize":
+            x = quantize_f32(x, layer)
+        elif op == "pack":
+            return x, pack_symbols(x, layer["bits"])
+        else:
+            raise ValueError(f"unknown op {op!r} in device graph")
+    raise ValueError("device graph has no pack layer")

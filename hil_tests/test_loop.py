@@ -1,0 +1,125 @@
+"""The whole loop on a board: codes, accuracy under bit errors, protocol robustness, bundle identity."""
+import dataclasses
+import json
+import os
+import signal
+import zlib
+
+import numpy as np
+import pytest
+
+from codec_train.bundle import seal
+from codec_train.data import load_dataset
+from codec_train.simulate import run_graph
+from semhil.build import build_firmware
+from semhil.dut import BoardNotAnswering, Dut
+from semhil.protocol import ErrorCode, MsgType, cobs_encode, encode_frame, parse_error
+from semhil.session import BundleMismatch, RunOptions, collect_codes, run_on_board
+
+
+def accuracy_at(result, ber):
+    return next(row for row in result["results"] if row["ber"] == ber)
+
+
+def test_every_device_code_equals_the_simulator(run_result):
+    assert run_result["n_images"] == 200
+    assert run_result["bit_exact_fraction"] == 1.0
+
+
+def test_board_accuracy_at_ber0_matches_float_pipeline(run_result):
+    row = accuracy_at(run_result, 0.0)
+    assert row["accuracy"] > 0.5, "the tiny codec should have learnt something"
+    assert abs(row["accuracy"] - row["float_accuracy"]) <= 0.01
+
+
+def test_bit_errors_cost_accuracy(run_result):
+    assert accuracy_at(run_result, 0.05)["accuracy"] < accuracy_at(run_result, 0.0)["accuracy"]
+
+
+def test_results_json_has_the_contract_fields(run_result, board, bundle):
+    path = bundle.path / "results" / f"{board.name}-standalone" / "results.json"
+    saved = json.loads(path.read_text())
+    assert saved == json.loads(json.dumps(run_result))
+    assert saved["bytes_per_image"] == 147 and saved["bundle_hash"] == bundle.hash
+    device = saved["device"]
+    assert device["flash_bytes"] > 0 and device["ram_static_bytes"] >= device["arena_bytes"] > 0
+    assert 0 < device["stack_peak_bytes"] < 16 * 1024
+    assert device["latency"]["unit"] == board.latency_unit and 0 < device["latency"]["median"] <= device["latency"]["p95"]
+    assert [r["ber"] for r in saved["results"]] == [0.0, 0.001, 0.01, 0.05]
+    lines = (path.parent / "images.jsonl").read_text().splitlines()
+    assert len(lines) == 200 and all(json.loads(line)["bit_exact"] for line in lines)
+
+
+def test_garbled_frame_gets_error_then_infer_still_works(dut, bundle):
+    image = load_dataset("mnist5k").x_test[:1]
+    wire = bytearray(encode_frame(MsgType.INFER, 7, image.tobytes()))
+    wire[100] ^= 0x10 if wire[100] not in (0x00, 0x10) else 0x01  # corrupt the payload, keep the delimiter
+    dut.write_raw(bytes(wire))
+    reply = dut.read_frame(5.0)
+    assert reply is not None and reply.type == MsgType.ERROR
+    assert parse_error(reply.payload)[0] == ErrorCode.BAD_CRC
+    _, expected = run_graph(bundle.graph, image)
+    assert dut.infer(image.tobytes()).code == expected[0].tobytes()
+
+
+def test_oversized_and_truncated_frames_do_not_hang_the_board(dut, bundle):
+    dut.write_raw(b"\x01" * 3000 + b"\x00")
+    reply = dut.read_frame(5.0)
+    assert reply.type == MsgType.ERROR and parse_error(reply.payload)[0] == ErrorCode.OVERSIZED
+    header = bytes([1, MsgType.INFER, 9, 0, 3, 0]) + b"abc"
+    dut.write_raw(cobs_encode(header + zlib.crc32(header).to_bytes(4, "little")) + b"\x00")
+    reply = dut.read_frame(5.0)
+    assert reply.type == MsgType.ERROR and parse_error(reply.payload)[0] == ErrorCode.BAD_INPUT_SIZE
+    assert dut.info()["bundle_hash"] == bundle.hash
+
+
+def test_firmware_from_another_bundle_is_refused(bundle, board, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("config.json", "task.pt", "codec.pt", "device_graph.json"):
+        (other / name).write_bytes((bundle.path / name).read_bytes())
+    (other / "metrics.json").write_text('{"note": "same weights, another bundle"}')
+    seal(other)
+    from codec_train.bundle import load_bundle
+    other_firmware = build_firmware(load_bundle(other), board)
+    with pytest.raises(BundleMismatch, match=f"not {bundle.hash}"):
+        run_on_board(bundle, board, RunOptions(n_images=5), firmware=other_firmware)
+
+
+class StopBoardAfter:
+    """A progress sink that freezes the board (SIGSTOP) after n images: a board that stops answering."""
+
+    def __init__(self, pid: int, n: int):
+        self.pid, self.n, self.done = pid, n, 0
+
+    def add_task(self, *args, **kwargs):
+        return 0
+
+    def advance(self, job):
+        self.done += 1
+        if self.done == self.n:
+            os.kill(self.pid, signal.SIGSTOP)
+
+
+def test_silent_board_names_the_image_and_keeps_what_was_measured(board, bundle, running_board, tmp_path):
+    data = load_dataset("mnist5k")
+    images, labels = data.x_test[:6], data.y_test[:6]
+    _, expected = run_graph(bundle.graph, images)
+    log = tmp_path / "images.jsonl"
+    with Dut(running_board.port, board.name, timeout_s=0.5, retries=1) as dut:
+        dut.wait_ready()
+        with pytest.raises(BoardNotAnswering, match=r"did not answer image 3 .*3 images measured so far"):
+            collect_codes(dut, images, labels, expected, log, StopBoardAfter(running_board.process.pid, 3))
+    os.kill(running_board.process.pid, signal.SIGCONT)
+    assert [json.loads(line)["index"] for line in log.read_text().splitlines()] == [0, 1, 2]
+
+
+def test_silent_board_is_reset_and_the_image_retried(board, bundle, running_board, tmp_path):
+    data = load_dataset("mnist5k")
+    images, labels = data.x_test[:4], data.y_test[:4]
+    _, expected = run_graph(bundle.graph, images)
+    with Dut(running_board.port, board.name, timeout_s=0.5, retries=1, reset=running_board.restart) as dut:
+        dut.wait_ready()
+        records = collect_codes(dut, images, labels, expected, tmp_path / "images.jsonl", StopBoardAfter(running_board.process.pid, 2))
+    assert [r["bit_exact"] for r in records] == [True] * 4
+    assert any("reset" in entry for entry in dut.log)

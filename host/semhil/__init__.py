@@ -1,0 +1,1 @@
+"""semhil: hardware-in-the-loop harness for error-resilient semantic offloading."""

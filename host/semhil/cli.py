@@ -1,0 +1,150 @@
+"""The `semhil` command line."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .errors import SemhilError
+from .paths import RUNS_DIR
+
+console = Console()
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+
+
+def parse_bers(text: str) -> tuple[float, ...]:
+    try:
+        bers = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise SemhilError(f"--ber {text!r}: give comma-separated numbers, e.g. 0,0.001,0.01,0.05") from None
+    if any(not 0 <= b <= 0.5 for b in bers):
+        raise SemhilError(f"--ber {text!r}: each BER must be within 0..0.5")
+    return bers
+
+
+@click.group()
+def cli() -> None:
+    """semhil: train a semantic codec, run its device half on a board, score it under bit errors."""
+
+
+def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str, json_path: Path | None) -> dict:
+    from codec_train.bundle import load_bundle
+    from .boards import load_board
+    from .report import print_run
+    from .session import RunOptions, run_on_board
+    options = RunOptions(n_images=images, bers=parse_bers(ber), backend=backend)
+    board = load_board(board_name)
+    bundle = load_bundle(bundle_path)
+    with progress_bar() as progress:
+        result = run_on_board(bundle, board, options, json_path, progress)
+    print_run(result, board, console)
+    return result
+
+
+board_option = click.option("--board", default="qemu-stm32f405", show_default=True, help="board name (boards/<name>.toml) or board file")
+backend_option = click.option("--backend", type=click.Choice(["standalone"]), default="standalone", show_default=True)
+images_option = click.option("--images", default=1000, show_default=True, help="test images sent to the board (the test split has 1,000)")
+ber_option = click.option("--ber", default="0,0.001,0.01,0.05", show_default=True, help="bit error rates, comma-separated")
+json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write the results JSON here")
+
+
+@cli.command()
+@board_option
+@backend_option
+@images_option
+@ber_option
+@json_option
+def demo(board: str, backend: str, images: int, ber: str, json_path: Path | None) -> None:
+    """Train (or reuse) the default codec on mnist5k, build its firmware, run it on a board, score it."""
+    from codec_train.train import PRESETS, cached_bundle
+    from .boards import load_board
+    load_board(board)  # fail on a misspelt board before training
+    with progress_bar() as progress:
+        bundle = cached_bundle(PRESETS["demo"], RUNS_DIR, "demo", progress)
+    console.print(f"bundle {bundle.path} (hash {bundle.hash})")
+    _run(bundle.path, board, backend, images, ber, json_path or bundle.path / "results" / f"demo-{board}.json")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@board_option
+@backend_option
+@images_option
+@ber_option
+@json_option
+def run(bundle: Path, board: str, backend: str, images: int, ber: str, json_path: Path | None) -> None:
+    """Run BUNDLE on a board and score it; prints a table and writes the results JSON."""
+    _run(bundle, board, backend, images, ber, json_path)
+
+
+@cli.command()
+@click.option("--preset", type=click.Choice(["demo", "tiny"]), default="demo", show_default=True, help="starting configuration")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="bundle folder (default: runs/<preset>-<config digest>)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--task-epochs", type=int)
+@click.option("--stage1-epochs", type=int)
+@click.option("--stage2-epochs", type=int)
+@click.option("--train-images", type=int, help="use only the first N training images")
+def train(preset: str, out: Path | None, seed: int, **epochs) -> None:
+    """Train the task CNN and the codec on mnist5k and write a bundle."""
+    import dataclasses
+    from codec_train.train import PRESETS, cached_bundle, train_bundle
+    config = dataclasses.replace(PRESETS[preset], seed=seed, **{k: v for k, v in epochs.items() if v is not None})
+    with progress_bar() as progress:
+        if out is None:
+            bundle = cached_bundle(config, RUNS_DIR, preset, progress)
+        else:
+            if (out / "bundle.json").exists():
+                raise SemhilError(f"{out} already holds a bundle: choose another --out or delete it")
+            bundle = train_bundle(config, out, progress)
+    console.print(f"bundle {bundle.path} (hash {bundle.hash}): {json.dumps(bundle.metrics)}")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@board_option
+@backend_option
+def build(bundle: Path, board: str, backend: str) -> None:
+    """Generate the C model of BUNDLE and build its firmware for a board; prints its memory."""
+    from codec_train.bundle import load_bundle
+    from .boards import load_board
+    from .build import build_firmware
+    b = load_board(board)
+    fw = build_firmware(load_bundle(bundle), b, backend)
+    m = fw.memory
+    console.print(f"{fw.path}\n  flash {m.flash_bytes} B" + (f" of {b.flash_bytes}" if b.flash_bytes else "")
+                  + f"\n  static RAM {m.ram_static_bytes} B + stack region {m.stack_region_bytes} B"
+                  + (f" of {b.ram_bytes}" if b.ram_bytes else ""))
+
+
+@cli.command()
+def boards() -> None:
+    """List the board files."""
+    from .boards import board_names, load_board
+    for name in board_names():
+        b = load_board(name)
+        console.print(f"{b.name:<18} {b.core:<10} run: {b.run_kind:<7} latency: {b.latency_unit}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except SemhilError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,169 @@
+"""The framed UART protocol between the host and the firmware (device/core/ee_main.c).
+
+A frame is `version u8 | type u8 | seq u16 LE | len u16 LE | payload[len] | crc32 u32 LE`, the
+CRC-32 (zlib) covering every byte before it. On the wire: COBS(frame), then one 0x00 delimiter.
+"""
+from __future__ import annotations
+
+import enum
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct("<BBHH")
+CRC_BYTES = 4
+MAX_WIRE_BYTES = 1 << 16  # a reader drops any longer run of bytes without a delimiter
+
+
+class MsgType(enum.IntEnum):
+    INFO_REQ = 0x01
+    INFER = 0x02
+    INFO = 0x81
+    INFER_OK = 0x82
+    ERROR = 0x7F
+
+
+class ErrorCode(enum.IntEnum):
+    BAD_CRC = 1
+    BAD_LENGTH = 2
+    UNKNOWN_TYPE = 3
+    OVERSIZED = 4
+    BAD_VERSION = 5
+    BAD_INPUT_SIZE = 6
+    BAD_COBS = 7
+
+
+class FrameError(Exception):
+    """A received frame or payload that is garbled; the message says what, `code` which kind."""
+
+    def __init__(self, message: str, code: ErrorCode | None = None):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: int
+    seq: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class InferResult:
+    ticks: int
+    stack_peak_bytes: int
+    code: bytes
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """COBS without the trailing 0x00 (a full block of 254 bytes at the end gets no empty block after it)."""
+    out = bytearray([0])
+    code_at, code = 0, 1
+    for i, byte in enumerate(data):
+        if byte:
+            out.append(byte)
+            code += 1
+        if not byte or (code == 0xFF and i + 1 < len(data)):
+            out[code_at] = code
+            code_at, code = len(out), 1
+            out.append(0)
+    out[code_at] = code
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    if not data:
+        raise FrameError("bad COBS: empty", ErrorCode.BAD_COBS)
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        code = data[i]
+        block = data[i + 1:i + code]
+        if code == 0 or len(block) != code - 1 or 0 in block:
+            raise FrameError(f"bad COBS at byte {i}", ErrorCode.BAD_COBS)
+        out += block
+        i += code
+        if code != 0xFF and i < len(data):
+            out.append(0)
+    return bytes(out)
+
+
+def encode_frame(type: int, seq: int, payload: bytes = b"") -> bytes:
+    """The wire bytes of one frame, trailing 0x00 included."""
+    if not 0 <= seq <= 0xFFFF or len(payload) > 0xFFFF:
+        raise ValueError(f"seq {seq} or payload length {len(payload)} does not fit 16 bits")
+    body = HEADER.pack(PROTOCOL_VERSION, type, seq, len(payload)) + bytes(payload)
+    return cobs_encode(body + zlib.crc32(body).to_bytes(CRC_BYTES, "little")) + b"\x00"
+
+
+def decode_frame(wire: bytes) -> Frame:
+    """One frame from the bytes between two delimiters. Checks in the firmware's order."""
+    data = cobs_decode(wire)
+    if len(data) < HEADER.size + CRC_BYTES:
+        raise FrameError(f"frame of {len(data)} bytes is shorter than header and CRC", ErrorCode.BAD_LENGTH)
+    body, crc = data[:-CRC_BYTES], int.from_bytes(data[-CRC_BYTES:], "little")
+    if zlib.crc32(body) != crc:
+        raise FrameError(f"bad CRC: frame says {crc:#010x}, bytes give {zlib.crc32(body):#010x}", ErrorCode.BAD_CRC)
+    version, msg_type, seq, length = HEADER.unpack_from(body)
+    if version != PROTOCOL_VERSION:
+        raise FrameError(f"protocol version {version}, expected {PROTOCOL_VERSION}", ErrorCode.BAD_VERSION)
+    if length != len(body) - HEADER.size:
+        raise FrameError(f"length field {length} but {len(body) - HEADER.size} payload bytes", ErrorCode.BAD_LENGTH)
+    return Frame(msg_type, seq, bytes(body[HEADER.size:]))
+
+
+class FrameReader:
+    """Reads frames from a pyserial-like port (`.read(n)` waiting at most the port's `.timeout`,
+    `.in_waiting`). The port's timeout should be short: it is how often read_frame looks at the clock."""
+
+    def __init__(self, port):
+        self.port = port
+        self.buffer = bytearray()
+        self.discarding = False  # inside a run longer than MAX_WIRE_BYTES
+
+    def read_frame(self, timeout: float) -> Frame | None:
+        """The next frame, None if none is complete within timeout seconds; raises FrameError on a
+        garbled one. Bytes after the frame are kept for the next call."""
+        deadline = time.monotonic() + timeout
+        while True:
+            end = self.buffer.find(0)
+            if end >= 0:
+                wire = bytes(self.buffer[:end])
+                del self.buffer[:end + 1]
+                if self.discarding:
+                    self.discarding = False
+                    raise FrameError(f"frame longer than {MAX_WIRE_BYTES} bytes", ErrorCode.OVERSIZED)
+                if wire:
+                    return decode_frame(wire)
+                continue
+            if len(self.buffer) > MAX_WIRE_BYTES:
+                self.buffer.clear()
+                self.discarding = True
+            if time.monotonic() >= deadline:
+                return None
+            self.buffer += self.port.read(max(1, self.port.in_waiting))
+
+
+def parse_info(payload: bytes) -> dict[str, str]:
+    info = {}
+    for line in payload.decode("ascii", errors="replace").splitlines():
+        key, sep, value = line.partition("=")
+        if not sep or not key:
+            raise FrameError(f"INFO line {line!r} is not key=value")
+        info[key] = value
+    return info
+
+
+def parse_infer_ok(payload: bytes) -> InferResult:
+    if len(payload) < 8:
+        raise FrameError(f"INFER_OK payload of {len(payload)} bytes is shorter than ticks and stack peak")
+    ticks, stack_peak = struct.unpack_from("<II", payload)
+    return InferResult(ticks, stack_peak, bytes(payload[8:]))
+
+
+def parse_error(payload: bytes) -> tuple[int, str]:
+    if not payload:
+        raise FrameError("ERROR payload is empty")
+    return payload[0], payload[1:].decode("ascii", errors="replace")

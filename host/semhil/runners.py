@@ -1,0 +1,84 @@
+"""Start a board and find its serial port: a native firmware process, or QEMU with the UART on a pty.
+
+Both print `char device redirected to /dev/pts/N` once the port exists; the host opens that path
+with pyserial exactly like a USB serial port.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from .boards import Board
+from .errors import SemhilError
+
+PTY_LINE = re.compile(r"char device redirected to (\S+)")
+START_TIMEOUT_S = 15.0
+
+
+def board_command(board: Board, firmware: Path) -> list[str]:
+    if board.run_kind == "native":
+        return [str(firmware)]
+    if board.run_kind == "qemu":
+        if shutil.which("qemu-system-arm") is None:
+            raise SemhilError("qemu-system-arm not found (needed for board "
+                              f"{board.name}): install it with `make toolchain` (as root) or `apt-get install qemu-system-arm`")
+        return ["qemu-system-arm", "-M", board.qemu_machine, "-display", "none", "-monitor", "none",
+                "-serial", "pty", "-icount", "shift=0", "-kernel", str(firmware)]
+    raise SemhilError(f"board {board.name}: run.kind {board.run_kind!r} cannot be started here")
+
+
+class BoardProcess:
+    """A running emulated or native board. `port` is the path of its UART."""
+
+    def __init__(self, board: Board, firmware: Path):
+        self.board = board
+        self.command = board_command(board, firmware)
+        self.process: subprocess.Popen | None = None
+        self.port: str | None = None
+        self.output: list[str] = []
+
+    def start(self) -> str:
+        self.output = []
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        found = threading.Event()
+        threading.Thread(target=self._drain, args=(self.process, found), daemon=True).start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not found.wait(0.05):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                said = " ".join(self.output)[-500:] or "nothing"
+                raise SemhilError(f"board {self.board.name} did not start ({' '.join(self.command)}); it said: {said}")
+        return self.port
+
+    def _drain(self, process: subprocess.Popen, found: threading.Event) -> None:
+        for line in process.stdout:
+            self.output.append(line.strip())
+            match = PTY_LINE.search(line)
+            if match and not found.is_set():
+                self.port = match.group(1)
+                found.set()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(2)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> str:
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> "BoardProcess":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

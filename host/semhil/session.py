@@ -1,0 +1,138 @@
+"""One run of a bundle on a board: build, start, check the firmware's bundle hash, send the test
+images, check every code against the int8 simulator, then score the codes through the channel.
+
+Per-image records are appended to <bundle>/results/<board>-<backend>/images.jsonl as they arrive,
+so a crash loses at most the image in flight.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from codec_train.data import load_dataset
+from codec_train.edge import predict_from_payloads, predict_from_symbols
+from codec_train.simulate import run_graph
+from codec_train.train import accuracy, float_symbols
+
+from .boards import Board
+from .build import Firmware, build_firmware
+from .channel import flip_bits_iid
+from .dut import BoardNotAnswering, Dut
+from .errors import SemhilError
+from .runners import BoardProcess
+
+DEFAULT_BERS = (0.0, 0.001, 0.01, 0.05)
+
+
+class BundleMismatch(SemhilError):
+    """The board runs a firmware built from another bundle."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    n_images: int = 1000
+    bers: tuple[float, ...] = DEFAULT_BERS
+    seed: int = 0
+    backend: str = "standalone"
+    warmup: int = 5
+
+
+def check_firmware(info: dict, bundle, board: Board) -> None:
+    if info.get("bundle_hash") != bundle.hash:
+        raise BundleMismatch(f"board {board.name} runs firmware built from bundle {info.get('bundle_hash')}, "
+                             f"not {bundle.hash} ({bundle.path}); rebuild and flash it: semhil run {bundle.path} --board {board.name}")
+
+
+def device_latency(ticks: np.ndarray, board: Board, timer_hz: int) -> np.ndarray:
+    """Device ticks in the board's latency unit (instructions under QEMU -icount shift=0: 1 ns each)."""
+    if board.latency_source == "cycles":
+        return ticks * (board.clock_hz / timer_hz)
+    return ticks * (1e9 / timer_hz)
+
+
+def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np.ndarray, log_path: Path,
+                  progress: Progress | None = None) -> list[dict]:
+    """INFER every image; append one JSON line per image to log_path as it arrives."""
+    records = []
+    job = progress.add_task(f"images on {dut.name}", total=len(images)) if progress else None
+    with log_path.open("w") as log:
+        for i, image in enumerate(images):
+            try:
+                result = dut.infer(image.tobytes(), f"image {i}")
+            except BoardNotAnswering as e:
+                raise BoardNotAnswering(f"{e}; the {i} images measured so far are in {log_path}") from None
+            record = {"index": i, "label": int(labels[i]), "code": result.code.hex(), "ticks": result.ticks,
+                      "stack_peak_bytes": result.stack_peak_bytes, "bit_exact": result.code == expected[i].tobytes()}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            records.append(record)
+            if progress:
+                progress.advance(job)
+    return records
+
+
+def score(bundle, images: np.ndarray, labels: np.ndarray, payloads: np.ndarray, options: RunOptions) -> tuple[list[dict], float]:
+    """Accuracy of the received codes and of the float device half, per BER, through the same i.i.d.
+    channel; and the uncompressed task CNN's accuracy on the same images."""
+    task, codec = bundle.load_models()
+    code_shape = tuple(bundle.graph["code_shape"])
+    n_bits = int(np.prod(code_shape)) * bundle.graph["bits"]
+    reference = float_symbols(task, codec, images)
+    rows = []
+    for k, ber in enumerate(options.bers):
+        seed = options.seed + k
+        received = flip_bits_iid(payloads, ber, np.random.default_rng(seed), n_bits=n_bits)
+        preds = predict_from_payloads(task, codec, received, code_shape, ber)
+        float_preds = predict_from_symbols(task, codec, reference, ber, seed)
+        rows.append({"ber": ber, "channel": "iid", "seed": seed, "n": len(labels),
+                     "accuracy": float((preds == labels).mean()), "float_accuracy": float((float_preds == labels).mean())})
+    return rows, accuracy(task, images, labels)
+
+
+def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | None = None,
+                 progress: Progress | None = None, firmware: Firmware | None = None) -> dict:
+    started = time.time()
+    data = load_dataset(bundle.config["dataset"])
+    if not 0 < options.n_images <= len(data.x_test):
+        raise SemhilError(f"--images must be within 1..{len(data.x_test)} (the test split of {data.name})")
+    images, labels = data.x_test[:options.n_images], data.y_test[:options.n_images]
+    firmware = firmware or build_firmware(bundle, board, options.backend)
+    _, expected = run_graph(bundle.graph, images)
+    out_dir = bundle.path / "results" / f"{board.name}-{options.backend}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with BoardProcess(board, firmware.path) as process:
+        with Dut(process.port, board.name, baud=board.uart_baud, reset=process.restart) as dut:
+            info = dut.wait_ready()
+            check_firmware(info, bundle, board)
+            records = collect_codes(dut, images, labels, expected, out_dir / "images.jsonl", progress)
+    payloads = np.stack([np.frombuffer(bytes.fromhex(r["code"]), np.uint8) for r in records])
+    latency = device_latency(np.array([r["ticks"] for r in records[min(options.warmup, len(records) - 1):]], float),
+                             board, int(info["timer_hz"]))
+    code_bytes = bundle.graph["code_bytes"]
+    rows, task_accuracy = score(bundle, images, labels, payloads, options)
+    result = {
+        "board": board.name, "bundle": str(bundle.path), "bundle_hash": bundle.hash, "backend": options.backend,
+        "n_images": len(records), "bytes_per_image": code_bytes,
+        "bit_exact_fraction": float(np.mean([r["bit_exact"] for r in records])),
+        "device": {
+            "flash_bytes": firmware.memory.flash_bytes, "ram_static_bytes": firmware.memory.ram_static_bytes,
+            "stack_peak_bytes": max(r["stack_peak_bytes"] for r in records), "arena_bytes": int(info["arena_bytes"]),
+            "latency": {"unit": board.latency_unit, "median": float(np.median(latency)), "p95": float(np.percentile(latency, 95))},
+        },
+        "wire_ms_per_image": (images[0].size + code_bytes) * 10 / board.uart_baud * 1000,
+        "results": rows,
+        "task_accuracy": task_accuracy,
+        "firmware": str(firmware.path), "board_info": info, "retries": dut.log,
+        "started": started, "seconds": round(time.time() - started, 2),
+    }
+    text = json.dumps(result, indent=2)
+    (out_dir / "results.json").write_text(text)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text)
+    return result
