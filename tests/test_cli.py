@@ -33,3 +33,15 @@ def test_boards_lists_the_board_files():
 def test_missing_serial_port_is_a_clear_error():
     with pytest.raises(SemhilError, match="cannot open serial port /dev/does-not-exist"):
         Dut("/dev/does-not-exist", "myboard").open()
+
+
+def test_missing_cross_compiler_and_qemu_say_how_to_install(monkeypatch, tmp_path):
+    from semhil.boards import load_board
+    from semhil.build import compiler_for
+    from semhil.runners import board_command
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on PATH
+    board = load_board("qemu-stm32f405")
+    with pytest.raises(SemhilError, match="arm-none-eabi-gcc not found.*make toolchain"):
+        compiler_for(board)
+    with pytest.raises(SemhilError, match="qemu-system-arm not found.*apt-get install qemu-system-arm"):
+        board_command(board, tmp_path / "firmware.elf")
