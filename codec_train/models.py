@@ -78,7 +78,7 @@ class SemanticDecoder(nn.Module):
     def __init__(self, shape: CodecShape):
         super().__init__()
         widths = [shape.code_channels] + [shape.decoder_channels] * shape.decoder_blocks
-        self.blocks = nn.ModuleList(DecoderBlock(a, b) for a, b in zip(widths, widths[1:]))
+        self.blocks = nn.ModuleList(DecoderBlock(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
         self.head = nn.Sequential(nn.Conv2d(shape.decoder_channels, shape.feature_channels, 3, padding=1), nn.Softplus(beta=4.0))
 
     def forward(self, code_values: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,9 @@
 
 Stage 1 trains encoder + decoder as a denoising autoencoder: MSE between the clean stem feature
 and its reconstruction after real bit flips. Stage 2 is task-oriented: cross-entropy of the frozen
-tail on the reconstruction + alpha * L_div (KL of the centres' usage from uniform).
+tail on the reconstruction + distillation from the task CNN's own logits + alpha * L_div (KL of
+the centres' usage from uniform) + an MSE anchor to the clean feature. The paper's XAI term is
+not in yet.
 """
 from __future__ import annotations
 

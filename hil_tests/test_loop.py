@@ -1,14 +1,12 @@
 """The whole loop on a board: codes, accuracy under bit errors, protocol robustness, bundle identity."""
-import dataclasses
 import json
 import os
 import signal
 import zlib
 
-import numpy as np
 import pytest
 
-from codec_train.bundle import seal
+from codec_train.bundle import load_bundle, seal
 from codec_train.data import load_dataset
 from codec_train.simulate import run_graph
 from semhil.build import build_firmware
@@ -80,7 +78,6 @@ def test_firmware_from_another_bundle_is_refused(bundle, board, tmp_path):
         (other / name).write_bytes((bundle.path / name).read_bytes())
     (other / "metrics.json").write_text('{"note": "same weights, another bundle"}')
     seal(other)
-    from codec_train.bundle import load_bundle
     other_firmware = build_firmware(load_bundle(other), board)
     with pytest.raises(BundleMismatch, match=f"not {bundle.hash}"):
         run_on_board(bundle, board, RunOptions(n_images=5), firmware=other_firmware)

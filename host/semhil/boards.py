@@ -61,7 +61,7 @@ def _check(table: dict, schema: dict, where: str, prefix: str = "") -> None:
             raise SemhilError(f"{where}: '{full}' must be {kind.__name__}, got {value!r}")
         elif full in CHOICES and value not in CHOICES[full]:
             raise SemhilError(f"{where}: '{full}' = {value!r} is not one of: {', '.join(CHOICES[full])}")
-    for key, (kind, required) in schema.items():
+    for key, (_, required) in schema.items():
         if required and key not in table:
             raise SemhilError(f"{where}: missing key '{prefix}{key}'")
 
