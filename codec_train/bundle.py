@@ -51,7 +51,8 @@ class Bundle:
     def load_models(self):
         """The task CNN and the codec, in eval mode, on the CPU."""
         from .train import TrainConfig, build_models
-        task, codec = build_models(TrainConfig.from_dict(self.config))
+        data = self.config["data"]
+        task, codec = build_models(TrainConfig.from_dict(self.config), tuple(data["image_shape"]), data["n_classes"])
         for module, name in ((task, "task.pt"), (codec, "codec.pt")):
             try:
                 module.load_state_dict(torch.load(self.path / name, weights_only=True, map_location="cpu"))

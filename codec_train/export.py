@@ -19,6 +19,7 @@ from torch import nn
 from semhil.errors import SemhilError
 
 from .codes import code_bytes
+from .crop import crop_box
 from .data import to_float
 from .models import ENERGY_EPS
 
@@ -96,18 +97,24 @@ def export_device_graph(task, codec, calibration_images: np.ndarray) -> dict:
     code_shape, dec = layers[-1]["out_shape"], layers[-1]["out_dec"]
     centres = enc.quantizer.centres.detach().numpy()
     bits = enc.quantizer.bits
-    n_symbols = int(np.prod(code_shape))
+    sent_shape = list(codec.shape.sent_shape)
+    n_symbols = int(np.prod(sent_shape))
+    crop = []
+    if codec.shape.crop_ratio < 1:
+        top, left, h, w = crop_box(code_shape[0], code_shape[1], codec.shape.crop_ratio)
+        crop = [{"op": "crop", "name": "crop", "in_shape": code_shape, "out_shape": sent_shape, "top": top, "left": left}]
     layers += [
         {"op": "gdn", "name": "encoder.gdn", "shape": code_shape, "in_dec": dec,
          "beta": _f32(enc.gdn.beta().numpy()), "gamma": _f32(enc.gdn.gamma().numpy())},
         {"op": "prelu", "name": "encoder.prelu", "shape": code_shape, "alpha": _f32(enc.prelu.weight.numpy())},
         {"op": "energy_norm", "name": "encoder.energy_norm", "shape": code_shape, "eps": _f32([ENERGY_EPS])[0]},
         {"op": "quantize", "name": "encoder.quantizer", "shape": code_shape, "centres": _f32(centres)},
+        *crop,
         {"op": "pack", "name": "packer", "bits": bits, "n_symbols": n_symbols, "code_bytes": code_bytes(n_symbols, bits)},
     ]
     return {
         "format": GRAPH_FORMAT,
         "input": {"shape": list(calibration_images.shape[1:]), "dec": INPUT_DEC},
         "layers": layers,
-        "code_shape": code_shape, "bits": bits, "code_bytes": code_bytes(n_symbols, bits),
+        "code_shape": sent_shape, "full_code_shape": code_shape, "bits": bits, "code_bytes": code_bytes(n_symbols, bits),
     }

@@ -1,4 +1,4 @@
-"""Building blocks of the SemanticNN codec: GDN, the soft-to-hard quantizer, BER attention, bit flips."""
+"""Building blocks of the SemanticNN codec: GDN, the soft-to-hard quantizer, BER attention."""
 from __future__ import annotations
 
 import torch
@@ -6,6 +6,7 @@ from torch import nn
 import torch.nn.functional as F
 
 BER_SCALE = 0.05  # the decoder sees ber / BER_SCALE, so the paper's 0..5 % range maps to 0..1
+SOFTNESS = 0.3  # temperature of the soft assignment, in squared centre spacings: sharp enough to track the hard usage
 
 
 class GDN(nn.Module):
@@ -33,16 +34,6 @@ class GDN(nn.Module):
         return x * torch.sqrt(norm) if self.inverse else x / torch.sqrt(norm)
 
 
-def flip_symbol_bits(symbols: torch.Tensor, ber: torch.Tensor, bits: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Flip each bit of each `bits`-bit symbol independently with probability ber (one BER per sample)."""
-    shape = (*symbols.shape, bits)
-    p = ber.view(-1, *([1] * (len(shape) - 1))).expand(shape)
-    flips = torch.rand(shape, generator=generator, device=symbols.device) < p
-    weights = 1 << torch.arange(bits - 1, -1, -1, device=symbols.device)
-    mask = (flips.long() * weights).sum(-1)
-    return symbols ^ mask
-
-
 class SoftQuantizer(nn.Module):
     """Nearest of 2^bits learnable centres, hard in the forward pass.
 
@@ -67,19 +58,23 @@ class SoftQuantizer(nn.Module):
         c = self.centres
         d2 = (y.unsqueeze(-1) - c) ** 2
         gap = (c.max() - c.min()).detach() / (len(c) - 1) + 1e-6
-        return d2.argmin(-1), torch.softmax(-d2 / gap ** 2, dim=-1)
+        return d2.argmin(-1), torch.softmax(-d2 / (SOFTNESS * gap ** 2), dim=-1)
 
-    def forward(self, y: torch.Tensor, ber: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (value seen by the decoder, symbols sent, soft assignment).
-
-        With ber given, real bit flips move each symbol to a Hamming neighbour; the decoder
-        sees the corrupted centre, the gradients pass as if the channel were clean.
-        """
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (value, symbols, soft assignment): the value is the nearest centre, with the
+        straight-through gradient to y and the soft assignment's gradient to the centres."""
         symbols, soft = self.assign(y)
         soft_value = (soft * self.centres).sum(-1)
-        received = symbols if ber is None else flip_symbol_bits(symbols, ber, self.bits)
-        value = self.centres[received].detach() + (y - y.detach()) + (soft_value - soft_value.detach())
+        value = self.centres[symbols].detach() + (y - y.detach()) + (soft_value - soft_value.detach())
         return value, symbols, soft
+
+    def corrupt(self, value: torch.Tensor, symbols: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+        """The value after the channel: flips (N, n_symbols * bits) bool, most significant bit of
+        each symbol first, moves a symbol to a Hamming neighbour; gradients pass as if clean."""
+        weights = 1 << torch.arange(self.bits - 1, -1, -1, device=symbols.device)
+        mask = (flips.view(*symbols.shape, self.bits).long() * weights).sum(-1)
+        received = symbols ^ mask
+        return value + (self.centres[received] - self.centres[symbols]).detach()
 
 
 class BerAttention(nn.Module):

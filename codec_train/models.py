@@ -1,41 +1,42 @@
-"""The task CNN (split into a device stem and an edge tail) and the SemanticNN codec."""
+"""The SemanticNN codec: SQ encoder, bit channel, BER-aware decoder (after CompressAI's layers)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from .crop import centre_crop, reflect_restore
 from .layers import GDN, BerAttention, SoftQuantizer
 
-
-class SmallCNN(nn.Module):
-    """The demo's task CNN. `stem` runs on the device, `tail` at the edge."""
-
-    def __init__(self, in_channels: int = 1, stem_channels: int = 16, n_classes: int = 10):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, stem_channels, 3, padding=1), nn.ReLU())
-        self.tail = nn.Sequential(
-            nn.Conv2d(stem_channels, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, n_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tail(self.stem(x))
+ENERGY_EPS = 1e-6
 
 
 @dataclass(frozen=True)
 class CodecShape:
-    feature_channels: int = 16   # channels of the stem feature
-    code_channels: int = 8       # channels of the code (half the feature's by default)
+    feature_channels: int        # channels of the stem feature
+    feature_size: tuple[int, int]  # its height and width (multiples of 4: the encoder is k4 s4)
+    code_channels: int           # channels of the code (half the feature's by default)
     bits: int = 3                # bits per symbol: 2^bits centres
     decoder_channels: int = 32
-    decoder_blocks: int = 2      # each block upsamples x2; the encoder downsamples x4
+    attention: bool = True       # False: the ablation without BER attention (the decoder never sees the BER)
+    crop_ratio: float = 1.0      # partial offloading: share of the code map's area that is sent
 
+    @property
+    def code_size(self) -> tuple[int, int]:
+        return self.feature_size[0] // 4, self.feature_size[1] // 4
 
-ENERGY_EPS = 1e-6
+    @property
+    def sent_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the symbols on the wire, after the crop."""
+        from .crop import crop_box
+        _, _, h, w = crop_box(*self.code_size, self.crop_ratio)
+        return h, w, self.code_channels
+
+    @property
+    def bytes_per_image(self) -> int:
+        return (int(np.prod(self.sent_shape)) * self.bits + 7) // 8
 
 
 class SemanticEncoder(nn.Module):
@@ -60,29 +61,32 @@ class SemanticEncoder(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, attention: bool):
         super().__init__()
         self.up = nn.ConvTranspose2d(c_in, c_out, 2, stride=2)
         self.igdn = GDN(c_out, inverse=True)
         self.prelu = nn.PReLU(c_out, init=0.25)
-        self.attention = BerAttention(c_out)
+        self.attention = BerAttention(c_out) if attention else None
 
     def forward(self, x: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
-        return self.attention(self.prelu(self.igdn(self.up(x))), ber)
+        x = self.prelu(self.igdn(self.up(x)))
+        return self.attention(x, ber) if self.attention else x
 
 
 class SemanticDecoder(nn.Module):
-    """BER-aware decoder: blocks of ConvTranspose -> IGDN -> PReLU -> BER attention, then a conv
-    and a ReLU, because the stem feature it restores is a ReLU output (no sigmoid cap)."""
+    """BER-aware decoder: two blocks of ConvTranspose(x2) -> IGDN -> PReLU -> BER attention (undoing
+    the encoder's /4), then a conv and a Softplus: the stem feature it restores is a ReLU output, so
+    the range is [0, inf), no sigmoid cap."""
 
     def __init__(self, shape: CodecShape):
         super().__init__()
-        widths = [shape.code_channels] + [shape.decoder_channels] * shape.decoder_blocks
-        self.blocks = nn.ModuleList(DecoderBlock(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
+        widths = [shape.code_channels, shape.decoder_channels, shape.decoder_channels]
+        self.blocks = nn.ModuleList(DecoderBlock(a, b, shape.attention) for a, b in zip(widths[:-1], widths[1:], strict=True))
         self.head = nn.Sequential(nn.Conv2d(shape.decoder_channels, shape.feature_channels, 3, padding=1), nn.Softplus(beta=4.0))
 
     def forward(self, code_values: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
-        x = code_values.permute(0, 3, 1, 2)
+        """code_values: (N, C, H, W) at the full code size."""
+        x = code_values
         for block in self.blocks:
             x = block(x, ber)
         return self.head(x)
@@ -95,12 +99,26 @@ class SemanticCodec(nn.Module):
         self.encoder = SemanticEncoder(shape)
         self.decoder = SemanticDecoder(shape)
 
-    def forward(self, feature: torch.Tensor, ber: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encode, send through a bit-flipping channel at `ber` (per sample), decode.
-        Returns (restored feature, soft assignment of the sent symbols)."""
-        value, _, soft = self.encoder.quantizer(self.encoder.analysis(feature), ber)
-        return self.decoder(value, ber), soft
+    def encode(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (values, symbols, soft assignment) of what is sent: (N, h, w, C) after the crop."""
+        value, symbols, soft = self.encoder.quantizer(self.encoder.analysis(feature))
+        if self.shape.crop_ratio < 1:
+            value, symbols, soft = (centre_crop(t, self.shape.crop_ratio) for t in (value, symbols, soft))
+        return value, symbols, soft
+
+    def decode_values(self, values: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
+        """values: (N, h, w, C) as received -> restored stem feature."""
+        x = values.permute(0, 3, 1, 2)
+        x = reflect_restore(x, *self.shape.code_size)
+        return self.decoder(x, ber if self.shape.attention else torch.zeros_like(ber))
+
+    def forward(self, feature: torch.Tensor, flips: torch.Tensor, ber: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode, flip the bits given by `flips` (N, n_sent_symbols * bits) bool, decode with the told BER.
+        Returns (restored feature, received values, soft assignment of the sent symbols)."""
+        value, symbols, soft = self.encode(feature)
+        received = self.encoder.quantizer.corrupt(value, symbols, flips)
+        return self.decode_values(received, ber), received, soft
 
     def decode_symbols(self, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
-        """symbols: (N, H, W, C) integer centre indices as received."""
-        return self.decoder(self.encoder.quantizer.centres[symbols.long()], ber)
+        """symbols: (N, h, w, C) integer centre indices as received."""
+        return self.decode_values(self.encoder.quantizer.centres[symbols.long()], ber)

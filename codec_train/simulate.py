@@ -80,6 +80,9 @@ def run_graph(graph: dict, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             x = energy_norm_f32(x, layer)
         elif op == "quantize":
             x = quantize_f32(x, layer)
+        elif op == "crop":
+            h, w, _ = layer["out_shape"]
+            x = x[:, layer["top"]:layer["top"] + h, layer["left"]:layer["left"] + w, :]
         elif op == "pack":
             return x, pack_symbols(x, layer["bits"])
         else:

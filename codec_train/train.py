@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,38 +22,51 @@ import torch.nn.functional as F
 from rich.progress import Progress
 
 from . import bundle as bundle_io
+from semhil.channel import parse_channel
+from semhil.errors import SemhilError
+
 from .data import Dataset, load_dataset, to_float
 from .edge import predict_from_symbols
 from .export import export_device_graph
-from .models import CodecShape, SemanticCodec, SmallCNN
+from .losses import attributions, distillation, usage_divergence, xai_asymmetry
+from .models import CodecShape, SemanticCodec
+from .tasks import SplitModel, build_task, stem_shape
 
-FORMAT_VERSION = 1  # bump when a change makes old cached bundles wrong
+FORMAT_VERSION = 2  # bump when a change makes old cached bundles wrong
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "mnist5k"
+    image_size: int | None = None     # resize images to this square size (None: as stored)
+    base: str = "small"               # task CNN: small | resnet50 | mobilenetv2
     train_images: int | None = None   # use only the first N training images (None: all)
     seed: int = 0
+    device: str = "cpu"
     batch_size: int = 64
     lr: float = 3e-3
     task_epochs: int = 8
-    stage1_epochs: int = 4
+    stage1_epochs: int = 4            # 0: the ablation without stage 1
     stage2_epochs: int = 16
-    ber_range: tuple[float, float] = (0.0, 0.05)  # per-sample BER drawn uniformly in training
-    alpha_div: float = 0.05
-    kd_weight: float = 1.0
-    mse_weight: float = 10.0  # keeps stage 2 anchored to the feature: without it a short stage 1 can collapse the tail's input
+    channel: str = "dynamic:0,0.05"   # training channel (semhil.channel.parse_channel); "iid:0.0001": fixed-BER ablation
+    alpha_div: float = 0.05           # L_div weight
+    beta_cls: float = 1.0             # cross-entropy weight
+    gamma_xai: float = 0.1            # L_XAI weight (eq. 3); 0: the ablation without XAI
+    xai_lambda: float = 0.5
+    xai_r: float = 0.0
+    xai_batch: int = 16               # samples of each batch the attributions are computed on
+    kd_weight: float = 1.0            # distillation from the task CNN's own logits
+    mse_weight: float = 10.0          # keeps stage 2 anchored to the feature: without it a short stage 1 can collapse the tail's input
+    code_channels: int | None = None  # None: half the stem's channels
+    decoder_channels: int = 32
+    bits: int = 3
+    attention: bool = True            # False: the ablation without BER attention
+    crop_ratio: float = 1.0           # partial offloading (Algorithm 1); 1: send the whole code map
     calibration_images: int = 512
-    codec: CodecShape = field(default_factory=CodecShape)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        d.pop("format_version", None)
-        d["codec"] = CodecShape(**d["codec"])
-        d["ber_range"] = tuple(d["ber_range"])
-        return cls(**d)
+        return cls(**{k: v for k, v in d.items() if k not in ("format_version", "data")})
 
     def to_dict(self) -> dict:
         return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
@@ -65,13 +78,23 @@ class TrainConfig:
 # "demo": the default codec of `semhil demo`; "tiny": seconds of training, for the HIL suite and benchmarks.
 PRESETS = {
     "demo": TrainConfig(),
-    "tiny": TrainConfig(task_epochs=4, stage1_epochs=2, stage2_epochs=4, ber_range=(0.0, 0.01), calibration_images=256),
+    "tiny": TrainConfig(task_epochs=4, stage1_epochs=2, stage2_epochs=4, channel="dynamic:0,0.01", gamma_xai=0.0,
+                        calibration_images=256),
 }
 
 
-def build_models(config: TrainConfig, n_classes: int = 10, in_channels: int = 1) -> tuple[SmallCNN, SemanticCodec]:
-    task = SmallCNN(in_channels, config.codec.feature_channels, n_classes)
-    return task, SemanticCodec(config.codec)
+def build_models(config: TrainConfig, image_shape: tuple[int, int, int], n_classes: int) -> tuple[SplitModel, SemanticCodec]:
+    """The task CNN and a codec sized for its stem feature on (H, W, C) images."""
+    task = build_task(config.base, image_shape[2], n_classes)
+    channels, h, w = stem_shape(task, image_shape)
+    if h % 4 or w % 4 or h < 4 or w < 4:
+        raise SemhilError(f"{config.base} turns {image_shape[0]}x{image_shape[1]} images into a {h}x{w} stem feature; the "
+                          "encoder (k4 s4) and decoder need a multiple of 4: choose another --image-size")
+    shape = CodecShape(feature_channels=channels, feature_size=(h, w), code_channels=config.code_channels or channels // 2,
+                       bits=config.bits, decoder_channels=config.decoder_channels, attention=config.attention,
+                       crop_ratio=config.crop_ratio)
+    shape.sent_shape  # noqa: B018 - raises a clear error now if no crop of that ratio exists
+    return task, SemanticCodec(shape)
 
 
 def _batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -85,7 +108,14 @@ def _optimizer(params, lr: float, total_steps: int):
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(total_steps, 1))
 
 
-def train_task(task: SmallCNN, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, progress: Progress) -> None:
+def _step(opt, schedule, loss: torch.Tensor) -> None:
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    schedule.step()
+
+
+def train_task(task: SplitModel, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, progress: Progress) -> None:
     rng = np.random.default_rng(config.seed)
     steps = config.task_epochs * ((len(x) + config.batch_size - 1) // config.batch_size)
     opt, schedule = _optimizer(task.parameters(), config.lr, steps)
@@ -93,103 +123,124 @@ def train_task(task: SmallCNN, x: torch.Tensor, y: torch.Tensor, config: TrainCo
     task.train()
     for _ in range(config.task_epochs):
         for idx in _batches(len(x), config.batch_size, rng):
-            loss = F.cross_entropy(task(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            schedule.step()
+            _step(opt, schedule, F.cross_entropy(task(x[idx]), y[idx]))
             progress.advance(job)
     task.eval()
 
 
-def usage_divergence(soft: torch.Tensor) -> torch.Tensor:
-    """KL(p || uniform) where p is the mean soft assignment over all symbols: differentiable."""
-    p = soft.reshape(-1, soft.shape[-1]).mean(0)
-    return (p * torch.log(p * len(p) + 1e-9)).sum()
+def codec_loss(stage: int, task: SplitModel, codec: SemanticCodec, feature: torch.Tensor, teacher: torch.Tensor,
+               labels: torch.Tensor, flips: torch.Tensor, ber: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    restored, received, soft = codec(feature, flips, ber)
+    if stage == 1:
+        return F.mse_loss(restored, feature)
+    logits = task.tail(restored)
+    loss = (config.beta_cls * F.cross_entropy(logits, labels) + config.kd_weight * distillation(logits, teacher)
+            + config.alpha_div * usage_divergence(soft) + config.mse_weight * F.mse_loss(restored, feature))
+    if config.gamma_xai > 0:  # on the first xai_batch samples: a regulariser, and double backward is costly
+        k = config.xai_batch
+        phi = attributions(lambda values: task.tail(codec.decode_values(values, ber[:k])), received[:k], labels[:k])
+        loss = loss + config.gamma_xai * xai_asymmetry(phi, config.xai_lambda, config.xai_r)
+    return loss
 
 
-def distillation(logits: torch.Tensor, teacher: torch.Tensor, temperature: float = 4.0) -> torch.Tensor:
-    """KL from the frozen task CNN's own logits on the clean feature (soft targets)."""
-    t = temperature
-    return F.kl_div(F.log_softmax(logits / t, 1), F.softmax(teacher / t, 1), reduction="batchmean") * t * t
-
-
-def train_codec(task: SmallCNN, codec: SemanticCodec, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, progress: Progress) -> None:
+def train_codec(task: SplitModel, codec: SemanticCodec, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+                progress: Progress, init_centres: bool = True) -> None:
+    """Stage 1 then stage 2 on the frozen task CNN (either may have 0 epochs)."""
     for p in task.parameters():
         p.requires_grad_(False)
     task.eval()
     with torch.no_grad():
-        features = torch.cat([task.stem(x[i:i + 512]) for i in range(0, len(x), 512)])
-        teacher = task.tail(features)
-        codec.encoder.quantizer.init_from(codec.encoder.analysis(features[:512]))
+        features = torch.cat([task.stem(x[i:i + 256]) for i in range(0, len(x), 256)])
+        teacher = torch.cat([task.tail(features[i:i + 256]) for i in range(0, len(x), 256)])
+        if init_centres:
+            codec.encoder.quantizer.init_from(codec.encoder.analysis(features[:512]))
+    channel = parse_channel(config.channel)
+    n_bits = int(np.prod(codec.shape.sent_shape)) * codec.shape.bits
     rng = np.random.default_rng(config.seed + 1)
-    gen = torch.Generator().manual_seed(config.seed)
-    lo, hi = config.ber_range
     per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
     codec.train()
     for stage, epochs in ((1, config.stage1_epochs), (2, config.stage2_epochs)):
+        if epochs == 0:
+            continue
         job = progress.add_task(f"codec stage {stage}", total=epochs * per_epoch)
         opt, schedule = _optimizer(codec.parameters(), config.lr, epochs * per_epoch)
         for _ in range(epochs):
             for idx in _batches(len(x), config.batch_size, rng):
-                ber = lo + (hi - lo) * torch.rand(len(idx), generator=gen)
-                restored, soft = codec(features[idx], ber)
-                if stage == 1:
-                    loss = F.mse_loss(restored, features[idx])
-                else:
-                    logits = task.tail(restored)
-                    loss = (F.cross_entropy(logits, y[idx]) + config.kd_weight * distillation(logits, teacher[idx])
-                            + config.alpha_div * usage_divergence(soft) + config.mse_weight * F.mse_loss(restored, features[idx]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                schedule.step()
+                flips, ber = channel.sample(len(idx), n_bits, rng)
+                flips = torch.from_numpy(flips).to(x.device)
+                ber = torch.from_numpy(ber).float().to(x.device)
+                _step(opt, schedule, codec_loss(stage, task, codec, features[idx], teacher[idx], y[idx], flips, ber, config))
                 progress.advance(job)
     codec.eval()
 
 
 @torch.no_grad()
-def float_symbols(task: SmallCNN, codec: SemanticCodec, images: np.ndarray) -> np.ndarray:
-    """Symbols (N, H, W, C) from the float device half: the reference the int8 one approximates."""
+def float_symbols(task: SplitModel, codec: SemanticCodec, images: np.ndarray) -> np.ndarray:
+    """Sent symbols (N, h, w, C) from the float device half: the reference the int8 one approximates."""
     x = to_float(images)
-    out = [codec.encoder.quantizer.assign(codec.encoder.analysis(task.stem(x[i:i + 256])))[0] for i in range(0, len(x), 256)]
-    return torch.cat(out).numpy().astype(np.uint8)
+    return torch.cat([codec.encode(task.stem(x[i:i + 256]))[1] for i in range(0, len(x), 256)]).numpy().astype(np.uint8)
 
 
 @torch.no_grad()
-def accuracy(task: SmallCNN, images: np.ndarray, labels: np.ndarray) -> float:
+def accuracy(task: SplitModel, images: np.ndarray, labels: np.ndarray) -> float:
     x = to_float(images)
     preds = torch.cat([task(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]).numpy()
     return float((preds == labels).mean())
 
 
-def train_bundle(config: TrainConfig, path: Path, progress: Progress, data: Dataset | None = None) -> bundle_io.Bundle:
-    """Train task CNN and codec, export the device graph, write and seal the bundle at `path`."""
-    data = data or load_dataset(config.dataset)
-    torch.manual_seed(config.seed)
-    n = config.train_images or len(data.x_train)
-    x, y = to_float(data.x_train[:n]), torch.from_numpy(data.y_train[:n])
-    task, codec = build_models(config, data.n_classes, data.image_shape[2])
-    started = time.perf_counter()
-    train_task(task, x, y, config, progress)
-    train_codec(task, codec, x, y, config, progress)
-    seconds = time.perf_counter() - started
-    graph = export_device_graph(task, codec, data.x_train[:config.calibration_images])
-    symbols = float_symbols(task, codec, data.x_test)
-    metrics = {
-        "train_seconds": round(seconds, 2),
-        "task_accuracy": accuracy(task, data.x_test, data.y_test),
-        "codec_float_accuracy": {str(ber): float((predict_from_symbols(task, codec, symbols, ber, seed=0) == data.y_test).mean())
-                                 for ber in (0.0, 0.001, 0.01, 0.05)},
-    }
+def evaluate_float(task: SplitModel, codec: SemanticCodec, images: np.ndarray, labels: np.ndarray,
+                   bers=(0.0, 0.001, 0.01, 0.05), seed: int = 0) -> dict[str, float]:
+    """Accuracy of the float device half + channel + decoder, per i.i.d. BER."""
+    symbols = float_symbols(task, codec, images)
+    return {str(ber): float((predict_from_symbols(task, codec, symbols, ber, seed) == labels).mean()) for ber in bers}
+
+
+def write_bundle(path: Path, config: TrainConfig, data: Dataset, task: SplitModel, codec: SemanticCodec, metrics: dict) -> bundle_io.Bundle:
+    """Export the device graph and write and seal the bundle at `path`."""
+    try:
+        graph = export_device_graph(task, codec, data.x_train[:config.calibration_images])
+    except SemhilError as e:
+        graph = {"format": 0, "unsupported": str(e)}  # trainable and evaluable, not yet buildable for a board
     path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    info = {"n_classes": data.n_classes, "image_shape": list(data.image_shape)}
+    (path / "config.json").write_text(json.dumps({**config.to_dict(), "data": info}, indent=2))
     torch.save(task.state_dict(), path / "task.pt")
     torch.save(codec.state_dict(), path / "codec.pt")
     (path / "device_graph.json").write_text(json.dumps(graph))
     (path / "metrics.json").write_text(json.dumps(metrics, indent=2))
     bundle_io.seal(path)
     return bundle_io.load_bundle(path)
+
+
+def train_bundle(config: TrainConfig, path: Path, progress: Progress, data: Dataset | None = None,
+                 init: bundle_io.Bundle | None = None) -> bundle_io.Bundle:
+    """Train task CNN and codec and write the bundle at `path`. From `init` (an earlier bundle, e.g.
+    of stage 1), its task CNN is reused as it is and its codec is the starting point."""
+    data = data or load_dataset(config.dataset, config.image_size)
+    torch.manual_seed(config.seed)
+    n = config.train_images or len(data.x_train)
+    x, y = to_float(data.x_train[:n]).to(config.device), torch.from_numpy(data.y_train[:n]).to(config.device)
+    task, codec = build_models(config, data.image_shape, data.n_classes)
+    stages = list(init.metrics.get("stages", [])) if init else []
+    if init:
+        init_task, init_codec = init.load_models()
+        task.load_state_dict(init_task.state_dict())
+        codec.load_state_dict(init_codec.state_dict())
+    task.to(config.device)
+    codec.to(config.device)
+    started = time.perf_counter()
+    if not init:
+        train_task(task, x, y, config, progress)
+        stages.append("task")
+    if config.stage1_epochs or config.stage2_epochs:
+        train_codec(task, codec, x, y, config, progress, init_centres=not any(s.startswith("stage") for s in stages))
+        stages += [name for name, epochs in (("stage1", config.stage1_epochs), ("stage2", config.stage2_epochs)) if epochs]
+    seconds = time.perf_counter() - started
+    task.cpu()
+    codec.cpu()
+    metrics = {"train_seconds": round(seconds, 2), "stages": stages, "task_accuracy": accuracy(task, data.x_test, data.y_test),
+               "codec_float_accuracy": evaluate_float(task, codec, data.x_test, data.y_test)}
+    return write_bundle(path, config, data, task, codec, metrics)
 
 
 def cached_bundle(config: TrainConfig, runs_dir: Path, name: str, progress: Progress) -> bundle_io.Bundle:

@@ -11,8 +11,8 @@ from semhil.errors import SemhilError
 @pytest.fixture
 def bundle_dir(tmp_path):
     config = TrainConfig()
-    task, codec = build_models(config)
-    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    task, codec = build_models(config, (28, 28, 1), 10)
+    (tmp_path / "config.json").write_text(json.dumps({**config.to_dict(), "data": {"n_classes": 10, "image_shape": [28, 28, 1]}}))
     torch.save(task.state_dict(), tmp_path / "task.pt")
     torch.save(codec.state_dict(), tmp_path / "codec.pt")
     (tmp_path / "device_graph.json").write_text(json.dumps({"layers": []}))

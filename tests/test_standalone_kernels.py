@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from codec_train.export import dec_bits, export_device_graph
-from codec_train.models import CodecShape, SemanticCodec, SmallCNN
+from codec_train.train import TrainConfig, build_models
 from codec_train.simulate import conv2d_s8, run_graph
 from semhil.build import COMMON_FLAGS
 from semhil.codegen import generate_model
@@ -26,18 +26,18 @@ def compile_model(graph: dict, tmp_path: Path) -> Path:
     return exe
 
 
-def random_models(seed: int):
+def random_models(seed: int, crop_ratio: float = 1.0):
     torch.manual_seed(seed)
-    task, codec = SmallCNN(), SemanticCodec(CodecShape())
+    task, codec = build_models(TrainConfig(crop_ratio=crop_ratio), (28, 28, 1), 10)
     with torch.no_grad():  # an untrained but non-trivial encoder: spread-out centres, random GDN
         codec.encoder.quantizer.centres.copy_(torch.linspace(-0.6, 0.9, 8))
         codec.encoder.gdn.gamma_raw.add_(0.2 * torch.rand_like(codec.encoder.gdn.gamma_raw))
     return task, codec
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_c_kernels_equal_simulator(tmp_path, seed):
-    task, codec = random_models(seed)
+@pytest.mark.parametrize("seed,crop_ratio", [(0, 1.0), (1, 1.0), (2, 0.2)])
+def test_c_kernels_equal_simulator(tmp_path, seed, crop_ratio):
+    task, codec = random_models(seed, crop_ratio)
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(64, 28, 28, 1), dtype=np.uint8)
     images[:8] = 0  # edge cases: blank and saturated images

@@ -96,6 +96,13 @@ void k_quantize_f32(const float *x, uint8_t *symbols, uint32_t n, const float *c
     }
 }
 
+void k_crop_u8(const uint8_t *in, uint32_t in_w, uint32_t c, uint32_t top, uint32_t left, uint32_t out_h, uint32_t out_w,
+               uint8_t *out)
+{
+    for (uint32_t y = 0; y < out_h; y++, out += out_w * c)
+        memcpy(out, in + ((top + y) * in_w + left) * c, out_w * c);
+}
+
 void k_pack_bits(const uint8_t *symbols, uint32_t n, uint32_t bits, uint8_t *out)
 {
     memset(out, 0, (n * bits + 7) / 8);

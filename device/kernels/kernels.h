@@ -36,6 +36,10 @@ void k_energy_norm_f32(float *x, uint32_t n, float eps);
 /* Index of the nearest centre by |x - c|; the first centre wins a tie. */
 void k_quantize_f32(const float *x, uint8_t *symbols, uint32_t n, const float *centres, uint32_t n_centres);
 
+/* Centred crop of an HWC uint8 tensor (in_w wide, c channels): rows top.., columns left.., out_h x out_w. */
+void k_crop_u8(const uint8_t *in, uint32_t in_w, uint32_t c, uint32_t top, uint32_t left, uint32_t out_h, uint32_t out_w,
+               uint8_t *out);
+
 /* bits-bit symbols into a bit stream, most significant bit first, last byte zero-padded. */
 void k_pack_bits(const uint8_t *symbols, uint32_t n, uint32_t bits, uint8_t *out);
 

@@ -78,6 +78,8 @@ def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmwar
     """Generate the model's C under <bundle>/device/<backend>/ and build <bundle>/build/<board>/firmware.elf."""
     if backend != "standalone":
         raise SemhilError(f"backend {backend!r} is not available yet; use --backend standalone")
+    if "unsupported" in bundle.graph:
+        raise SemhilError(f"bundle {bundle.path} has no device graph for a board: {bundle.graph['unsupported']}")
     cc = compiler_for(board)
     model_dir = generate_model(bundle.graph, bundle.hash, bundle.path / "device" / backend)
     out_dir = bundle.path / "build" / board.name

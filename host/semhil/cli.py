@@ -1,7 +1,6 @@
 """The `semhil` command line."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -85,29 +84,6 @@ def run(bundle: Path, board: str, backend: str, images: int, ber: str, json_path
 
 
 @cli.command()
-@click.option("--preset", type=click.Choice(["demo", "tiny"]), default="demo", show_default=True, help="starting configuration")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="bundle folder (default: runs/<preset>-<config digest>)")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--task-epochs", type=int)
-@click.option("--stage1-epochs", type=int)
-@click.option("--stage2-epochs", type=int)
-@click.option("--train-images", type=int, help="use only the first N training images")
-def train(preset: str, out: Path | None, seed: int, **epochs) -> None:
-    """Train the task CNN and the codec on mnist5k and write a bundle."""
-    import dataclasses
-    from codec_train.train import PRESETS, cached_bundle, train_bundle
-    config = dataclasses.replace(PRESETS[preset], seed=seed, **{k: v for k, v in epochs.items() if v is not None})
-    with progress_bar() as progress:
-        if out is None:
-            bundle = cached_bundle(config, RUNS_DIR, preset, progress)
-        else:
-            if (out / "bundle.json").exists():
-                raise SemhilError(f"{out} already holds a bundle: choose another --out or delete it")
-            bundle = train_bundle(config, out, progress)
-    console.print(f"bundle {bundle.path} (hash {bundle.hash}): {json.dumps(bundle.metrics)}")
-
-
-@cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @board_option
 @backend_option
@@ -134,6 +110,7 @@ def boards() -> None:
 
 
 def main() -> None:
+    from . import cli_codec  # noqa: F401 - registers train, eval, inspect
     try:
         cli(standalone_mode=False)
     except SemhilError as e:

@@ -15,16 +15,14 @@ import numpy as np
 from rich.progress import Progress
 
 from codec_train.data import load_dataset
-from codec_train.edge import predict_from_payloads, predict_from_symbols
 from codec_train.simulate import run_graph
-from codec_train.train import accuracy, float_symbols
 
 from .boards import Board
 from .build import Firmware, build_firmware
-from .channel import flip_bits_iid
 from .dut import BoardNotAnswering, Dut
 from .errors import SemhilError
 from .runners import BoardProcess
+from .scoring import score
 
 DEFAULT_BERS = (0.0, 0.001, 0.01, 0.05)
 
@@ -76,24 +74,6 @@ def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np
     return records
 
 
-def score(bundle, images: np.ndarray, labels: np.ndarray, payloads: np.ndarray, options: RunOptions) -> tuple[list[dict], float]:
-    """Accuracy of the received codes and of the float device half, per BER, through the same i.i.d.
-    channel; and the uncompressed task CNN's accuracy on the same images."""
-    task, codec = bundle.load_models()
-    code_shape = tuple(bundle.graph["code_shape"])
-    n_bits = int(np.prod(code_shape)) * bundle.graph["bits"]
-    reference = float_symbols(task, codec, images)
-    rows = []
-    for k, ber in enumerate(options.bers):
-        seed = options.seed + k
-        received = flip_bits_iid(payloads, ber, np.random.default_rng(seed), n_bits=n_bits)
-        preds = predict_from_payloads(task, codec, received, code_shape, ber)
-        float_preds = predict_from_symbols(task, codec, reference, ber, seed)
-        rows.append({"ber": ber, "channel": "iid", "seed": seed, "n": len(labels),
-                     "accuracy": float((preds == labels).mean()), "float_accuracy": float((float_preds == labels).mean())})
-    return rows, accuracy(task, images, labels)
-
-
 def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | None = None,
                  progress: Progress | None = None, firmware: Firmware | None = None) -> dict:
     started = time.time()
@@ -114,7 +94,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     latency = device_latency(np.array([r["ticks"] for r in records[min(options.warmup, len(records) - 1):]], float),
                              board, int(info["timer_hz"]))
     code_bytes = bundle.graph["code_bytes"]
-    rows, task_accuracy = score(bundle, images, labels, payloads, options)
+    rows, task_accuracy = score(bundle, images, labels, payloads, options.bers, options.seed)
     result = {
         "board": board.name, "bundle": str(bundle.path), "bundle_hash": bundle.hash, "backend": options.backend,
         "n_images": len(records), "bytes_per_image": code_bytes,
