@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: demo test bench toolchain venv clean
+.PHONY: demo test bench bench-codec toolchain venv clean
 
 demo: venv toolchain
 	$(BIN)/semhil demo
@@ -16,6 +16,9 @@ test: venv toolchain
 
 bench: venv toolchain
 	$(BIN)/python bench/run.py
+
+bench-codec: venv
+	$(BIN)/python bench/codec.py
 
 venv: $(STAMP)
 

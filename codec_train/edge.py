@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from semhil.channel import flip_bits_iid
+from semhil.channel import apply_channel
 
-from .codes import pack_symbols, unpack_symbols
+from .codes import unpack_symbols
 
 
 @torch.no_grad()
@@ -19,9 +19,8 @@ def predict_from_payloads(task, codec, payloads: np.ndarray, ber) -> np.ndarray:
     return torch.cat(preds).numpy()
 
 
-def predict_from_symbols(task, codec, symbols: np.ndarray, ber: float, seed: int) -> np.ndarray:
-    """Pack, send through an i.i.d. bit channel at `ber`, decode: the whole return path."""
-    bits = codec.shape.bits
-    payloads = pack_symbols(symbols, bits)
-    received = flip_bits_iid(payloads, ber, np.random.default_rng(seed), n_bits=symbols[0].size * bits)
+def predict_through_channel(task, codec, payloads: np.ndarray, channel, seed: int) -> np.ndarray:
+    """Send payloads through `channel` (seeded), decode with the BER the channel tells, classify."""
+    n_bits = int(np.prod(codec.shape.sent_shape)) * codec.shape.bits
+    received, ber = apply_channel(payloads, channel, np.random.default_rng(seed), n_bits=n_bits)
     return predict_from_payloads(task, codec, received, ber)

@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from rich.progress import Progress
 
 from . import bundle as bundle_io
-from semhil.channel import parse_channel
+from semhil.channel import IidChannel, parse_channel
 from semhil.errors import SemhilError
 
 from .data import Dataset, load_dataset, to_float
-from .edge import predict_from_symbols
+from .codes import pack_symbols
+from .edge import predict_through_channel
 from .export import export_device_graph
 from .losses import attributions, distillation, usage_divergence, xai_asymmetry
 from .models import CodecShape, SemanticCodec
@@ -191,8 +192,8 @@ def accuracy(task: SplitModel, images: np.ndarray, labels: np.ndarray) -> float:
 def evaluate_float(task: SplitModel, codec: SemanticCodec, images: np.ndarray, labels: np.ndarray,
                    bers=(0.0, 0.001, 0.01, 0.05), seed: int = 0) -> dict[str, float]:
     """Accuracy of the float device half + channel + decoder, per i.i.d. BER."""
-    symbols = float_symbols(task, codec, images)
-    return {str(ber): float((predict_from_symbols(task, codec, symbols, ber, seed) == labels).mean()) for ber in bers}
+    payloads = pack_symbols(float_symbols(task, codec, images), codec.shape.bits)
+    return {str(ber): float((predict_through_channel(task, codec, payloads, IidChannel(ber), seed) == labels).mean()) for ber in bers}
 
 
 def write_bundle(path: Path, config: TrainConfig, data: Dataset, task: SplitModel, codec: SemanticCodec, metrics: dict) -> bundle_io.Bundle:

@@ -18,7 +18,8 @@ def accuracy_table(result: dict) -> Table:
     for name in ("BER", "accuracy on the board", "float pipeline", "bytes/image"):
         table.add_column(name, justify="right")
     for row in result["results"]:
-        table.add_row(f"{row['ber'] * 100:g} %", f"{row['accuracy'] * 100:.1f} %", f"{row['float_accuracy'] * 100:.1f} %",
+        label = f"{row['ber'] * 100:g} %" if row["channel"] == "iid" else f"{row['channel']} (mean {row['ber'] * 100:.3g} %)"
+        table.add_row(label, f"{row['accuracy'] * 100:.1f} %", f"{row['float_accuracy'] * 100:.1f} %",
                       str(result["bytes_per_image"]))
     table.caption = f"uncompressed task CNN on the same images: {result['task_accuracy'] * 100:.1f} %"
     if "bit_exact_fraction" in result:

@@ -5,31 +5,39 @@ import numpy as np
 
 from codec_train.codes import pack_symbols
 from codec_train.data import load_dataset
-from codec_train.edge import predict_from_payloads, predict_from_symbols
+from codec_train.edge import predict_through_channel
 from codec_train.simulate import run_graph
 from codec_train.train import accuracy, float_symbols
 
-from .channel import flip_bits_iid
 from .errors import SemhilError
 
 
-def score(bundle, images: np.ndarray, labels: np.ndarray, payloads: np.ndarray, bers, seed: int) -> tuple[list[dict], float]:
-    """Accuracy of the given codes and of the float device half, per BER, through the same i.i.d.
-    channel (seed + index of the BER); and the uncompressed task CNN's accuracy on the same images."""
+def nominal_ber(params: dict) -> float:
+    """The channel's BER as one figure: its BER, its mean BER, or the middle of its range."""
+    if "ber" in params:
+        return params["ber"]
+    if "mean_ber" in params:
+        return params["mean_ber"]
+    return (params["ber_low"] + params["ber_high"]) / 2
+
+
+def score(bundle, images: np.ndarray, labels: np.ndarray, payloads: np.ndarray, channels, seed: int) -> tuple[list[dict], float]:
+    """Accuracy of the given codes and of the float device half through each channel (seeded with
+    seed + its index, the same flips for both); and the uncompressed task CNN's on the same images."""
     task, codec = bundle.load_models()
-    n_bits = int(np.prod(codec.shape.sent_shape)) * codec.shape.bits
-    reference = float_symbols(task, codec, images)
+    reference = pack_symbols(float_symbols(task, codec, images), codec.shape.bits)
     rows = []
-    for k, ber in enumerate(bers):
-        received = flip_bits_iid(payloads, ber, np.random.default_rng(seed + k), n_bits=n_bits)
-        preds = predict_from_payloads(task, codec, received, ber)
-        float_preds = predict_from_symbols(task, codec, reference, ber, seed + k)
-        rows.append({"ber": ber, "channel": "iid", "seed": seed + k, "n": len(labels),
+    for k, channel in enumerate(channels):
+        preds = predict_through_channel(task, codec, payloads, channel, seed + k)
+        float_preds = predict_through_channel(task, codec, reference, channel, seed + k)
+        params = channel.describe()
+        rows.append({"ber": nominal_ber(params),
+                     "channel": channel.name, "channel_params": params, "seed": seed + k, "n": len(labels),
                      "accuracy": float((preds == labels).mean()), "float_accuracy": float((float_preds == labels).mean())})
     return rows, accuracy(task, images, labels)
 
 
-def evaluate_bundle(bundle, dataset: str | None, bers, use_float: bool, seed: int = 0) -> dict:
+def evaluate_bundle(bundle, dataset: str | None, channels, use_float: bool, seed: int = 0) -> dict:
     """A bundle's accuracy under the simulated channel on a dataset's test split, without a board:
     the int8 simulator's codes (or the float device half's with use_float)."""
     data = load_dataset(dataset or bundle.config["dataset"], bundle.config.get("image_size"))
@@ -43,7 +51,7 @@ def evaluate_bundle(bundle, dataset: str | None, bers, use_float: bool, seed: in
         raise SemhilError(f"bundle {bundle.path} has no int8 device graph ({bundle.graph['unsupported']}): use --float")
     else:
         payloads = run_graph(bundle.graph, data.x_test)[1]
-    rows, task_accuracy = score(bundle, data.x_test, data.y_test, payloads, bers, seed)
+    rows, task_accuracy = score(bundle, data.x_test, data.y_test, payloads, channels, seed)
     return {"board": "simulator", "bundle": str(bundle.path), "bundle_hash": bundle.hash,
             "backend": "float" if use_float else "int8", "n_images": len(data.x_test),
             "bytes_per_image": codec.shape.bytes_per_image, "results": rows, "task_accuracy": task_accuracy}

@@ -19,6 +19,7 @@ from codec_train.simulate import run_graph
 
 from .boards import Board
 from .build import Firmware, build_firmware
+from .channel import IidChannel
 from .dut import BoardNotAnswering, Dut
 from .errors import SemhilError
 from .runners import BoardProcess
@@ -94,7 +95,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     latency = device_latency(np.array([r["ticks"] for r in records[min(options.warmup, len(records) - 1):]], float),
                              board, int(info["timer_hz"]))
     code_bytes = bundle.graph["code_bytes"]
-    rows, task_accuracy = score(bundle, images, labels, payloads, options.bers, options.seed)
+    rows, task_accuracy = score(bundle, images, labels, payloads, [IidChannel(b) for b in options.bers], options.seed)
     result = {
         "board": board.name, "bundle": str(bundle.path), "bundle_hash": bundle.hash, "backend": options.backend,
         "n_images": len(records), "bytes_per_image": code_bytes,

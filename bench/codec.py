@@ -1,0 +1,59 @@
+"""Ablations of the SemanticNN codec on mnist5k: prints one table, asserts nothing. `make bench-codec`.
+
+Each variant trains from the demo preset with one thing changed, then is scored on the 1,000 test
+images with the int8 simulator's codes under i.i.d. bit errors (the same seeds for every variant).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from codec_train.train import PRESETS, train_bundle
+from semhil.channel import IidChannel
+from semhil.scoring import evaluate_bundle
+
+BERS = (0.0, 0.001, 0.01, 0.05)
+BASE = PRESETS["demo"]
+VARIANTS = {
+    "full SemanticNN": {},
+    "without stage 1": {"stage1_epochs": 0},
+    "without XAI": {"gamma_xai": 0.0},
+    "without attention": {"attention": False},
+    "trained at 0.01 % BER": {"channel": "iid:0.0001"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    console = Console()
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as progress:
+        for name, change in VARIANTS.items():
+            bundle = train_bundle(dataclasses.replace(BASE, **change), Path(tmp) / name.replace(" ", "-"), progress)
+            result = evaluate_bundle(bundle, None, [IidChannel(b) for b in BERS], use_float=False)
+            rows[name] = {"accuracy": {str(r["ber"]): r["accuracy"] for r in result["results"]},
+                          "train_seconds": bundle.metrics["train_seconds"], "bytes_per_image": result["bytes_per_image"]}
+            console.print(f"{name}: {rows[name]}")
+    table = Table(title="SemanticNN ablations, mnist5k, 1,000 test images, int8 device half, i.i.d. bit errors")
+    table.add_column("variant")
+    for ber in BERS:
+        table.add_column(f"BER {ber * 100:g} %", justify="right")
+    table.add_column("training", justify="right")
+    for name, row in rows.items():
+        table.add_row(name, *(f"{row['accuracy'][str(b)] * 100:.1f} %" for b in BERS), f"{row['train_seconds']:.0f} s")
+    console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
