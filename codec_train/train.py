@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ from .data import Dataset, load_dataset, to_float
 from .codes import pack_symbols
 from .edge import predict_through_channel
 from .export import export_device_graph
+from .checkpoint import Checkpoint
+from .distributed import average_gradients, barrier, is_main, shard
 from .losses import attributions, distillation, usage_divergence, xai_asymmetry
 from .models import CodecShape, SemanticCodec
 from .tasks import SplitModel, build_task, stem_shape
@@ -109,23 +110,34 @@ def _optimizer(params, lr: float, total_steps: int):
     return opt, torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(total_steps, 1))
 
 
-def _step(opt, schedule, loss: torch.Tensor) -> None:
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    schedule.step()
-
-
-def train_task(task: SplitModel, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, progress: Progress) -> None:
-    rng = np.random.default_rng(config.seed)
-    steps = config.task_epochs * ((len(x) + config.batch_size - 1) // config.batch_size)
-    opt, schedule = _optimizer(task.parameters(), config.lr, steps)
-    job = progress.add_task("task CNN", total=steps)
-    task.train()
-    for _ in range(config.task_epochs):
-        for idx in _batches(len(x), config.batch_size, rng):
-            _step(opt, schedule, F.cross_entropy(task(x[idx]), y[idx]))
+def _run_phase(name: str, label: str, epochs: int, n: int, config: TrainConfig, modules: dict, params: list,
+               loss_of_batch, rng: np.random.Generator, progress: Progress, checkpoint: Checkpoint) -> None:
+    """`epochs` passes over n training items in shuffled batches, resumable from `checkpoint`."""
+    per_epoch = (n + config.batch_size - 1) // config.batch_size
+    opt, schedule = _optimizer(params, config.lr, epochs * per_epoch)
+    done = checkpoint.restore(name, epochs, modules, opt, schedule, rng)
+    job = progress.add_task(label, total=epochs * per_epoch, completed=done * per_epoch)
+    for epoch in range(done, epochs):
+        for idx in _batches(n, config.batch_size, rng):
+            loss = loss_of_batch(idx)
+            opt.zero_grad()
+            loss.backward()
+            average_gradients(params)
+            opt.step()
+            schedule.step()
             progress.advance(job)
+        checkpoint.save(name, epoch + 1, modules, opt, schedule, rng)
+
+
+def train_task(task: SplitModel, codec: SemanticCodec, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+               progress: Progress, checkpoint: Checkpoint) -> None:
+    def loss_of_batch(idx):
+        part = shard(idx)
+        return F.cross_entropy(task(x[part]), y[part])
+
+    task.train()
+    _run_phase("task", "task CNN", config.task_epochs, len(x), config, {"task": task, "codec": codec},
+               list(task.parameters()), loss_of_batch, np.random.default_rng(config.seed), progress, checkpoint)
     task.eval()
 
 
@@ -145,11 +157,9 @@ def codec_loss(stage: int, task: SplitModel, codec: SemanticCodec, feature: torc
 
 
 def train_codec(task: SplitModel, codec: SemanticCodec, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
-                progress: Progress, init_centres: bool = True) -> None:
+                progress: Progress, checkpoint: Checkpoint, init_centres: bool = True) -> None:
     """Stage 1 then stage 2 on the frozen task CNN (either may have 0 epochs)."""
-    for p in task.parameters():
-        p.requires_grad_(False)
-    task.eval()
+    task.eval().requires_grad_(False)
     with torch.no_grad():
         features = torch.cat([task.stem(x[i:i + 256]) for i in range(0, len(x), 256)])
         teacher = torch.cat([task.tail(features[i:i + 256]) for i in range(0, len(x), 256)])
@@ -158,20 +168,19 @@ def train_codec(task: SplitModel, codec: SemanticCodec, x: torch.Tensor, y: torc
     channel = parse_channel(config.channel)
     n_bits = int(np.prod(codec.shape.sent_shape)) * codec.shape.bits
     rng = np.random.default_rng(config.seed + 1)
-    per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
     codec.train()
     for stage, epochs in ((1, config.stage1_epochs), (2, config.stage2_epochs)):
-        if epochs == 0:
-            continue
-        job = progress.add_task(f"codec stage {stage}", total=epochs * per_epoch)
-        opt, schedule = _optimizer(codec.parameters(), config.lr, epochs * per_epoch)
-        for _ in range(epochs):
-            for idx in _batches(len(x), config.batch_size, rng):
-                flips, ber = channel.sample(len(idx), n_bits, rng)
-                flips = torch.from_numpy(flips).to(x.device)
-                ber = torch.from_numpy(ber).float().to(x.device)
-                _step(opt, schedule, codec_loss(stage, task, codec, features[idx], teacher[idx], y[idx], flips, ber, config))
-                progress.advance(job)
+        def loss_of_batch(idx, stage=stage):
+            flips, ber = channel.sample(len(idx), n_bits, rng)  # the whole batch, so every process draws the same
+            part = shard(torch.arange(len(idx)))
+            flips = torch.from_numpy(flips[part.numpy()]).to(x.device)
+            ber = torch.from_numpy(ber[part.numpy()]).float().to(x.device)
+            i = idx[part]
+            return codec_loss(stage, task, codec, features[i], teacher[i], y[i], flips, ber, config)
+
+        if epochs:
+            _run_phase(f"stage{stage}", f"codec stage {stage}", epochs, len(x), config, {"task": task, "codec": codec},
+                       list(codec.parameters()), loss_of_batch, rng, progress, checkpoint)
     codec.eval()
 
 
@@ -214,9 +223,10 @@ def write_bundle(path: Path, config: TrainConfig, data: Dataset, task: SplitMode
 
 
 def train_bundle(config: TrainConfig, path: Path, progress: Progress, data: Dataset | None = None,
-                 init: bundle_io.Bundle | None = None) -> bundle_io.Bundle:
+                 init: bundle_io.Bundle | None = None, resume: bool = False) -> bundle_io.Bundle:
     """Train task CNN and codec and write the bundle at `path`. From `init` (an earlier bundle, e.g.
-    of stage 1), its task CNN is reused as it is and its codec is the starting point."""
+    of stage 1), its task CNN is reused as it is and its codec is the starting point. With `resume`,
+    a checkpoint left in `path` by a killed training is continued."""
     data = data or load_dataset(config.dataset, config.image_size)
     torch.manual_seed(config.seed)
     n = config.train_images or len(data.x_train)
@@ -229,32 +239,38 @@ def train_bundle(config: TrainConfig, path: Path, progress: Progress, data: Data
         codec.load_state_dict(init_codec.state_dict())
     task.to(config.device)
     codec.to(config.device)
+    checkpoint = Checkpoint(path, config.digest() + (init.hash if init else ""), resume)
     started = time.perf_counter()
     if not init:
-        train_task(task, x, y, config, progress)
+        train_task(task, codec, x, y, config, progress, checkpoint)
         stages.append("task")
     if config.stage1_epochs or config.stage2_epochs:
-        train_codec(task, codec, x, y, config, progress, init_centres=not any(s.startswith("stage") for s in stages))
+        train_codec(task, codec, x, y, config, progress, checkpoint, init_centres=not any(s.startswith("stage") for s in stages))
         stages += [name for name, epochs in (("stage1", config.stage1_epochs), ("stage2", config.stage2_epochs)) if epochs]
     seconds = time.perf_counter() - started
-    task.cpu()
-    codec.cpu()
-    metrics = {"train_seconds": round(seconds, 2), "stages": stages, "task_accuracy": accuracy(task, data.x_test, data.y_test),
-               "codec_float_accuracy": evaluate_float(task, codec, data.x_test, data.y_test)}
-    return write_bundle(path, config, data, task, codec, metrics)
+    if is_main():  # under torchrun the first process writes the bundle
+        task.cpu()
+        codec.cpu()
+        metrics = {"train_seconds": round(seconds, 2), "stages": stages, "task_accuracy": accuracy(task, data.x_test, data.y_test),
+                   "codec_float_accuracy": evaluate_float(task, codec, data.x_test, data.y_test)}
+        write_bundle(path, config, data, task, codec, metrics)
+        checkpoint.remove()
+    barrier()
+    return bundle_io.load_bundle(path)
 
 
 def cached_bundle(config: TrainConfig, runs_dir: Path, name: str, progress: Progress) -> bundle_io.Bundle:
     """The bundle for `config` under runs_dir/<name>-<config digest>, trained only if it is not there yet.
 
-    Training writes to a temporary folder renamed at the end, so an interrupted run leaves no half bundle.
+    Training writes to a temporary folder renamed at the end, so an interrupted run leaves no half
+    bundle; the next call resumes from that folder's last checkpoint.
     """
     path = runs_dir / f"{name}-{config.digest()}"
     if path.exists():
         return bundle_io.load_bundle(path)
     tmp = runs_dir / f".{path.name}.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    train_bundle(config, tmp, progress)
-    tmp.rename(path)
+    train_bundle(config, tmp, progress, resume=True)
+    if is_main():
+        tmp.rename(path)
+    barrier()
     return bundle_io.load_bundle(path)

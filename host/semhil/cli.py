@@ -14,8 +14,9 @@ from .paths import RUNS_DIR
 console = Console()
 
 
-def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+def progress_bar(disable: bool = False) -> Progress:
+    return Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, disable=disable)
 
 
 def parse_bers(text: str) -> tuple[float, ...]:

@@ -38,11 +38,15 @@ XAI_WEIGHT = TrainConfig.gamma_xai  # gamma of eq. 3 when --xai is on
 @click.option("--seed", type=int)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="bundle folder (default: runs/<preset>-<config digest>)")
+@click.option("--resume", is_flag=True, help="continue a killed training from the checkpoint in --out (the default folder always resumes)")
 def train(preset, dataset, image_size, base, task_only, stage, init_path, xai, attention, crop_ratio, channel, ber_range,
-          epochs, task_epochs, stage1_epochs, stage2_epochs, train_images, seed, device, out) -> None:
-    """Train a task CNN and a SemanticNN codec on its frozen stem; write a bundle."""
+          epochs, task_epochs, stage1_epochs, stage2_epochs, train_images, seed, device, out, resume) -> None:
+    """Train a task CNN and a SemanticNN codec on its frozen stem; write a bundle.
+    Several processes: torchrun --nproc-per-node 2 --no-python .venv/bin/semhil train ..."""
     from codec_train.bundle import load_bundle
+    from codec_train.distributed import init_from_env, is_main
     from codec_train.train import PRESETS, cached_bundle, train_bundle
+    init_from_env()
     if ber_range:
         channel = f"dynamic:{ber_range}"
     changes = {"dataset": dataset, "image_size": image_size, "base": base, "crop_ratio": crop_ratio, "channel": channel,
@@ -68,16 +72,17 @@ def train(preset, dataset, image_size, base, task_only, stage, init_path, xai, a
     if init and {k: v for k, v in init.config.items() if k in ("dataset", "image_size", "base")} != \
             {"dataset": config.dataset, "image_size": config.image_size, "base": config.base}:
         raise SemhilError(f"--init {init_path} was trained with another dataset, image size or base model than this run")
-    with progress_bar() as progress:
+    with progress_bar(disable=not is_main()) as progress:
         if out is None and init is None:
             bundle = cached_bundle(config, RUNS_DIR, preset, progress)
         else:
             out = out or RUNS_DIR / f"{preset}-{config.digest()}-from-{init.hash}"
             if (out / "bundle.json").exists():
                 raise SemhilError(f"{out} already holds a bundle: choose another --out or delete it")
-            bundle = train_bundle(config, out, progress, init=init)
-    console.print(f"bundle {bundle.path} (hash {bundle.hash})")
-    console.print_json(json.dumps(bundle.metrics))
+            bundle = train_bundle(config, out, progress, init=init, resume=resume)
+    if is_main():
+        console.print(f"bundle {bundle.path} (hash {bundle.hash})")
+        console.print_json(json.dumps(bundle.metrics))
 
 
 @cli.command("eval")
