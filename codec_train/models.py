@@ -20,6 +20,7 @@ class CodecShape:
     code_channels: int           # channels of the code (half the feature's by default)
     bits: int = 3                # bits per symbol: 2^bits centres
     decoder_channels: int = 32
+    decoder_blocks: int = 2      # the first two upsample x2 (undoing the encoder's /4), the rest keep the size
     attention: bool = True       # False: the ablation without BER attention (the decoder never sees the BER)
     crop_ratio: float = 1.0      # partial offloading: share of the code map's area that is sent
 
@@ -61,9 +62,9 @@ class SemanticEncoder(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, attention: bool):
+    def __init__(self, c_in: int, c_out: int, attention: bool, upsample: bool):
         super().__init__()
-        self.up = nn.ConvTranspose2d(c_in, c_out, 2, stride=2)
+        self.up = nn.ConvTranspose2d(c_in, c_out, 2, stride=2) if upsample else nn.ConvTranspose2d(c_in, c_out, 3, padding=1)
         self.igdn = GDN(c_out, inverse=True)
         self.prelu = nn.PReLU(c_out, init=0.25)
         self.attention = BerAttention(c_out) if attention else None
@@ -74,14 +75,15 @@ class DecoderBlock(nn.Module):
 
 
 class SemanticDecoder(nn.Module):
-    """BER-aware decoder: two blocks of ConvTranspose(x2) -> IGDN -> PReLU -> BER attention (undoing
-    the encoder's /4), then a conv and a Softplus: the stem feature it restores is a ReLU output, so
-    the range is [0, inf), no sigmoid cap."""
+    """BER-aware decoder: N blocks of ConvTranspose -> IGDN -> PReLU -> BER attention (the first two
+    upsample x2, undoing the encoder's /4), then a conv and a Softplus: the stem feature it restores
+    is a ReLU output, so the range is [0, inf), no sigmoid cap."""
 
     def __init__(self, shape: CodecShape):
         super().__init__()
-        widths = [shape.code_channels, shape.decoder_channels, shape.decoder_channels]
-        self.blocks = nn.ModuleList(DecoderBlock(a, b, shape.attention) for a, b in zip(widths[:-1], widths[1:], strict=True))
+        widths = [shape.code_channels] + [shape.decoder_channels] * shape.decoder_blocks
+        self.blocks = nn.ModuleList(DecoderBlock(a, b, shape.attention, upsample=i < 2)
+                                    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)))
         self.head = nn.Sequential(nn.Conv2d(shape.decoder_channels, shape.feature_channels, 3, padding=1), nn.Softplus(beta=4.0))
 
     def forward(self, code_values: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,7 @@ class TrainConfig:
     mse_weight: float = 10.0          # keeps stage 2 anchored to the feature: without it a short stage 1 can collapse the tail's input
     code_channels: int | None = None  # None: half the stem's channels
     decoder_channels: int = 32
+    decoder_blocks: int = 2           # at least 2 (they undo the encoder's /4)
     bits: int = 3
     attention: bool = True            # False: the ablation without BER attention
     crop_ratio: float = 1.0           # partial offloading (Algorithm 1); 1: send the whole code map
@@ -88,12 +89,15 @@ PRESETS = {
 def build_models(config: TrainConfig, image_shape: tuple[int, int, int], n_classes: int) -> tuple[SplitModel, SemanticCodec]:
     """The task CNN and a codec sized for its stem feature on (H, W, C) images."""
     task = build_task(config.base, image_shape[2], n_classes)
+    if config.decoder_blocks < 2:
+        raise SemhilError(f"decoder_blocks = {config.decoder_blocks}: the decoder needs at least 2 blocks to undo the encoder's /4")
     channels, h, w = stem_shape(task, image_shape)
     if h % 4 or w % 4 or h < 4 or w < 4:
         raise SemhilError(f"{config.base} turns {image_shape[0]}x{image_shape[1]} images into a {h}x{w} stem feature; the "
                           "encoder (k4 s4) and decoder need a multiple of 4: choose another --image-size")
     shape = CodecShape(feature_channels=channels, feature_size=(h, w), code_channels=config.code_channels or channels // 2,
-                       bits=config.bits, decoder_channels=config.decoder_channels, attention=config.attention,
+                       bits=config.bits, decoder_channels=config.decoder_channels, decoder_blocks=config.decoder_blocks,
+                       attention=config.attention,
                        crop_ratio=config.crop_ratio)
     shape.sent_shape  # noqa: B018 - raises a clear error now if no crop of that ratio exists
     return task, SemanticCodec(shape)

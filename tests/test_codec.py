@@ -139,3 +139,13 @@ def test_paper_bases_run_a_training_step_on_cpu(base):
     opt.step()
     assert torch.isfinite(loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, codec.parameters(), strict=True))
+
+
+def test_decoder_blocks_are_configurable():
+    config = TrainConfig(decoder_blocks=4)
+    task, codec, feature, teacher, labels, flips, ber = _batch(config)
+    assert len(codec.decoder.blocks) == 4
+    restored, _, _ = codec(feature, flips, ber)
+    assert restored.shape == feature.shape
+    with pytest.raises(SemhilError, match="at least 2 blocks"):
+        build_models(TrainConfig(decoder_blocks=1), (28, 28, 1), 10)

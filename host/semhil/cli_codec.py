@@ -30,6 +30,12 @@ XAI_WEIGHT = TrainConfig.gamma_xai  # gamma of eq. 3 when --xai is on
 @click.option("--crop-ratio", type=float, help="partial offloading: share of the code map sent (Algorithm 1)")
 @click.option("--channel", help="training channel: dynamic:LO,HI | iid:BER | ge:BER,BURST | trace:FILE | bpsk-snr:DB")
 @click.option("--ber-range", help="shorthand for --channel dynamic:LO,HI")
+@click.option("--alpha", "alpha_div", type=float, help="weight of L_div (centre usage)")
+@click.option("--beta", "beta_cls", type=float, help="weight of the cross-entropy")
+@click.option("--gamma", "gamma_xai", type=float, help="weight of L_XAI (eq. 3); 0 is --no-xai")
+@click.option("--xai-lambda", type=float, help="lambda of eq. 3")
+@click.option("--xai-r", type=float, help="r of eq. 3")
+@click.option("--decoder-blocks", type=int, help="decoder blocks (at least 2)")
 @click.option("--epochs", type=int, help="epochs of every phase (task, stage 1, stage 2)")
 @click.option("--task-epochs", type=int)
 @click.option("--stage1-epochs", type=int)
@@ -40,7 +46,7 @@ XAI_WEIGHT = TrainConfig.gamma_xai  # gamma of eq. 3 when --xai is on
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="bundle folder (default: runs/<preset>-<config digest>)")
 @click.option("--resume", is_flag=True, help="continue a killed training from the checkpoint in --out (the default folder always resumes)")
 def train(preset, dataset, image_size, base, task_only, stage, init_path, xai, attention, crop_ratio, channel, ber_range,
-          epochs, task_epochs, stage1_epochs, stage2_epochs, train_images, seed, device, out, resume) -> None:
+          alpha_div, beta_cls, gamma_xai, xai_lambda, xai_r, decoder_blocks, epochs, task_epochs, stage1_epochs, stage2_epochs, train_images, seed, device, out, resume) -> None:
     """Train a task CNN and a SemanticNN codec on its frozen stem; write a bundle.
     Several processes: torchrun --nproc-per-node 2 --no-python .venv/bin/semhil train ..."""
     from codec_train.bundle import load_bundle
@@ -51,7 +57,9 @@ def train(preset, dataset, image_size, base, task_only, stage, init_path, xai, a
         channel = f"dynamic:{ber_range}"
     changes = {"dataset": dataset, "image_size": image_size, "base": base, "crop_ratio": crop_ratio, "channel": channel,
                "attention": attention, "train_images": train_images, "seed": seed, "device": device,
-               "gamma_xai": None if xai is None else (XAI_WEIGHT if xai else 0.0)}
+               "alpha_div": alpha_div, "beta_cls": beta_cls, "xai_lambda": xai_lambda, "xai_r": xai_r,
+               "decoder_blocks": decoder_blocks,
+               "gamma_xai": gamma_xai if xai is None else (XAI_WEIGHT if xai else 0.0)}
     if epochs is not None:
         changes.update(task_epochs=epochs, stage1_epochs=epochs, stage2_epochs=epochs)
     changes.update(task_epochs=task_epochs, stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs)
