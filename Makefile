@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: demo test bench bench-codec toolchain venv clean
+.PHONY: demo test bench bench-codec bench-kernels nnom toolchain venv clean
 
 demo: venv toolchain
 	$(BIN)/semhil demo
@@ -19,6 +19,18 @@ bench: venv toolchain
 
 bench-codec: venv
 	$(BIN)/python bench/codec.py
+
+bench-kernels: venv toolchain
+	$(BIN)/semhil bench kernels --board qemu-stm32f405
+
+# NNoM for the nnom backend: cloned (network needed) outside this repository at the pinned commit.
+NNOM_DIR ?= $(HOME)/.cache/semhil/nnom
+NNOM_COMMIT := $(shell sed -n 's/^NNOM_PIN = "\([0-9a-f]*\)".*/\1/p' host/semhil/build.py)
+nnom:
+	@[ -d "$(NNOM_DIR)/.git" ] || git clone --quiet https://github.com/majianjia/nnom "$(NNOM_DIR)"
+	git -C "$(NNOM_DIR)" -c advice.detachedHead=false checkout --quiet $(NNOM_COMMIT) || \
+	  (git -C "$(NNOM_DIR)" fetch --quiet origin && git -C "$(NNOM_DIR)" -c advice.detachedHead=false checkout --quiet $(NNOM_COMMIT))
+	@echo "NNoM $(NNOM_COMMIT) is in $(NNOM_DIR); now: export NNOM_HOME=$(NNOM_DIR)"
 
 venv: $(STAMP)
 

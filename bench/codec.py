@@ -2,6 +2,8 @@
 
 Each variant trains from the demo preset with one thing changed, then is scored on the 1,000 test
 images with the int8 simulator's codes under i.i.d. bit errors (the same seeds for every variant).
+With --seeds N every variant trains N times (training seeds 0..N-1) and the table gives the mean;
+one run's accuracy on 1,000 images has a standard error of about 0.6 point.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -33,17 +36,25 @@ VARIANTS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--seeds", type=int, default=1, help="training runs per variant (default 1)")
     args = parser.parse_args()
     console = Console()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as progress:
         for name, change in VARIANTS.items():
-            bundle = train_bundle(dataclasses.replace(BASE, **change), Path(tmp) / name.replace(" ", "-"), progress)
-            result = evaluate_bundle(bundle, None, [IidChannel(b) for b in BERS], use_float=False)
-            rows[name] = {"accuracy": {str(r["ber"]): r["accuracy"] for r in result["results"]},
-                          "train_seconds": bundle.metrics["train_seconds"], "bytes_per_image": result["bytes_per_image"]}
-            console.print(f"{name}: {rows[name]}")
-    table = Table(title="SemanticNN ablations, mnist5k, 1,000 test images, int8 device half, i.i.d. bit errors")
+            runs = []
+            for seed in range(args.seeds):
+                config = dataclasses.replace(BASE, **change, seed=seed)
+                bundle = train_bundle(config, Path(tmp) / f"{name.replace(' ', '-')}-{seed}", progress)
+                result = evaluate_bundle(bundle, None, [IidChannel(b) for b in BERS], use_float=False)
+                runs.append({"accuracy": {str(r["ber"]): r["accuracy"] for r in result["results"]},
+                             "train_seconds": bundle.metrics["train_seconds"]})
+                console.print(f"{name}, seed {seed}: {runs[-1]}")
+            rows[name] = {"accuracy": {str(b): float(np.mean([r["accuracy"][str(b)] for r in runs])) for b in BERS},
+                          "train_seconds": float(np.median([r["train_seconds"] for r in runs])),
+                          "bytes_per_image": result["bytes_per_image"], "runs": runs}
+    table = Table(title=f"SemanticNN ablations, mnist5k, 1,000 test images, int8 device half, i.i.d. bit errors, "
+                        f"mean of {args.seeds} training run(s)")
     table.add_column("variant")
     for ber in BERS:
         table.add_column(f"BER {ber * 100:g} %", justify="right")

@@ -4,9 +4,12 @@ Integer layers follow NNoM's arithmetic (power-of-two scales, value = q * 2^-dec
     acc = (bias << bias_shift) + round + sum(x * w);  y = sat8(acc >> out_shift)
     bias_shift = in_dec + w_dec - b_dec,  out_shift = in_dec + w_dec - out_dec,
     round = (1 << out_shift) >> 1.   Weights [out][kh][kw][in], tensors HWC.
-GDN, PReLU, energy normalisation and the quantizer run in float32 on the dequantized encoder output; the simulator and
-the C kernels evaluate them in the same order with the same roundings (no FMA), so codes match
-bit for bit. The graph is plain JSON; floats are float32 values.
+Weight (and so bias and shift) formats are per output channel where the channels' ranges differ
+(NNoM's NNOM_QTYPE_PER_AXIS), else per tensor. BatchNorm is folded into the conv before it; ReLU
+and ReLU6 clamp the int8 output; max-pooling takes the largest int8 value of each window.
+GDN, PReLU, energy normalisation and the quantizer run in float32 on the dequantized encoder
+output; the simulator and the C kernels evaluate them in the same order with the same roundings
+(no FMA), so codes match bit for bit. The graph is plain JSON; floats are float32 values.
 """
 from __future__ import annotations
 
@@ -22,9 +25,11 @@ from .codes import code_bytes
 from .crop import crop_box
 from .data import to_float
 from .models import ENERGY_EPS
+from .simulate import GRAPH_FORMAT, run_layers
 
-GRAPH_FORMAT = 1
 INPUT_DEC = 7  # the device takes pixel >> 1 as int8, i.e. pixel / 256
+ACTIVATIONS = {nn.ReLU: "relu", nn.ReLU6: "relu6"}
+SUPPORTED_STEM = "Conv2d (groups=1, dilation=1, zero padding), BatchNorm2d after a Conv2d, ReLU, ReLU6, MaxPool2d"
 
 
 def dec_bits(max_abs: float) -> int:
@@ -32,89 +37,160 @@ def dec_bits(max_abs: float) -> int:
     return 7 if max_abs <= 0 else 7 - math.ceil(math.log2(max_abs))
 
 
-def activation_dec(values: np.ndarray, max_dec: int) -> int:
+def quantize(values: np.ndarray, dec) -> np.ndarray:
+    return np.clip(np.round(values * np.exp2(dec)), -128, 127).astype(np.int8)
+
+
+def activation_dec(values: np.ndarray, max_dec: int, error=None) -> int:
     """Fractional bits for an activation: of NNoM's max-based choice and up to 3 more bits (which
-    saturate the rare largest values), the one with the least quantization error on calibration data."""
+    saturate the rare largest values), the one with the least error on calibration data (by default
+    the quantization's mean squared error)."""
     base = min(dec_bits(float(np.abs(values).max())), max_dec)
-    candidates = range(base, min(base + 3, max_dec) + 1)
-    error = lambda d: float(np.mean((quantize(values, d).astype(np.float32) * 2.0 ** -d - values) ** 2))  # noqa: E731
-    return min(candidates, key=error)
-
-
-def quantize(values: np.ndarray, dec: int) -> np.ndarray:
-    return np.clip(np.round(values * 2.0 ** dec), -128, 127).astype(np.int8)
+    error = error or (lambda d: float(np.mean((quantize(values, d).astype(np.float32) * 2.0 ** -d - values) ** 2)))
+    return min(range(base, min(base + 3, max_dec) + 1), key=error)
 
 
 def _f32(values) -> list[float]:
     return [float(v) for v in np.asarray(values, dtype=np.float32).ravel()]
 
 
-def _conv_layer(name: str, conv: nn.Conv2d, relu: bool, in_shape, in_dec: int, out_float: torch.Tensor) -> dict:
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[np.ndarray, np.ndarray]:
+    """The conv's (weight [out][in][kh][kw], bias) with the BatchNorm's inference-time affine map folded in."""
+    w = conv.weight.detach().double()
+    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(conv.out_channels, dtype=torch.float64)
+    if bn is not None:
+        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        w = w * scale[:, None, None, None]
+        b = (b - bn.running_mean.double()) * scale + bn.bias.detach().double()
+    return w.float().numpy(), b.float().numpy()
+
+
+def _conv_layer(name: str, conv: nn.Conv2d, w: np.ndarray, b: np.ndarray, act: str, in_shape, in_dec: int,
+                out_float: np.ndarray) -> dict:
+    """One int8 conv; out_float (N, H, W, C) is the float output (after the activation) on calibration data."""
     if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-        raise SemhilError(f"cannot export layer {name}: only Conv2d with groups=1, dilation=1 and numeric zero padding is supported")
-    w = conv.weight.detach().numpy().transpose(0, 2, 3, 1)  # [out][kh][kw][in]
-    b = conv.bias.detach().numpy() if conv.bias is not None else np.zeros(conv.out_channels, np.float32)
-    w_dec = dec_bits(float(np.abs(w).max()))
-    b_dec = min(dec_bits(float(np.abs(b).max())), in_dec + w_dec)
-    out_dec = activation_dec(out_float.numpy(), in_dec + w_dec)
-    h, wd = out_float.shape[2:]
+        raise SemhilError(f"cannot export layer {name}: supported are {SUPPORTED_STEM}")
+    w = w.transpose(0, 2, 3, 1)  # [out][kh][kw][in]
+    w_dec = np.array([dec_bits(float(np.abs(wc).max())) for wc in w])
+    per_channel = bool(np.any(w_dec != w_dec[0]))
+    if per_channel:
+        b_dec = np.minimum([dec_bits(abs(float(v))) for v in b], in_dec + w_dec)
+    else:  # one format for the whole tensor, as NNoM's NNOM_QTYPE_PER_TENSOR reads only the first shift
+        b_dec = np.full_like(w_dec, min(dec_bits(float(np.abs(b).max())), in_dec + int(w_dec[0])))
+    out_dec = activation_dec(out_float, in_dec + int(w_dec.min()))
+    h, wd, c = out_float.shape[1:]
+    act_max = min(127, math.floor(6 * 2.0 ** out_dec)) if act == "relu6" else 127
     return {
-        "op": "conv2d", "name": name, "in_shape": list(in_shape), "out_shape": [h, wd, conv.out_channels],
+        "op": "conv2d", "name": name, "in_shape": list(in_shape), "out_shape": [h, wd, c],
         "kernel": list(conv.kernel_size), "stride": list(conv.stride), "padding": list(conv.padding),
-        "weight": quantize(w, w_dec).ravel().tolist(), "bias": quantize(b, b_dec).tolist(),
-        "in_dec": in_dec, "w_dec": w_dec, "b_dec": b_dec, "out_dec": out_dec,
-        "bias_shift": in_dec + w_dec - b_dec, "out_shift": in_dec + w_dec - out_dec, "relu": relu,
+        "weight": quantize(w, w_dec[:, None, None, None]).ravel().tolist(), "bias": quantize(b, b_dec).tolist(),
+        "per_channel": per_channel, "in_dec": in_dec, "w_dec": w_dec.tolist(), "b_dec": b_dec.tolist(), "out_dec": out_dec,
+        "bias_shift": (in_dec + w_dec - b_dec).tolist(), "out_shift": (in_dec + w_dec - out_dec).tolist(),
+        "act": act, "act_min": -128 if act == "none" else 0, "act_max": act_max,
     }
 
 
-def _stem_convs(stem: nn.Sequential) -> list[tuple[str, nn.Conv2d, bool]]:
-    """Pairs each Conv2d of the stem with whether a ReLU follows it."""
-    modules = list(stem.named_children())
-    out = []
-    for i, (name, m) in enumerate(modules):
-        if isinstance(m, nn.Conv2d):
-            relu = i + 1 < len(modules) and isinstance(modules[i + 1][1], nn.ReLU)
-            out.append((f"stem.{name}", m, relu))
-        elif not (isinstance(m, nn.ReLU) and i > 0 and isinstance(modules[i - 1][1], nn.Conv2d)):
-            raise SemhilError(f"cannot export layer stem.{name} ({m.__class__.__name__}): supported stem layers are Conv2d, each optionally followed by ReLU")
-    return out
+def _leaves(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    children = list(module.named_children())
+    if not children:
+        return [(prefix, module)]
+    return [leaf for name, child in children for leaf in _leaves(child, f"{prefix}.{name}")]
+
+
+def _stem_stages(stem: nn.Module) -> list[tuple[str, nn.Module, nn.BatchNorm2d | None, str]]:
+    """The stem as (name, Conv2d or MaxPool2d, folded BatchNorm or None, activation) stages."""
+    stages = []
+    for name, m in _leaves(stem, "stem"):
+        previous = stages[-1] if stages else None
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
+            stages.append([name, m, None, "none"])
+        elif isinstance(m, nn.BatchNorm2d) and previous and isinstance(previous[1], nn.Conv2d) and previous[2] is None \
+                and previous[3] == "none":
+            previous[2] = m
+        elif type(m) in ACTIVATIONS and previous and isinstance(previous[1], nn.Conv2d) and previous[3] == "none":
+            previous[3] = ACTIVATIONS[type(m)]
+        elif isinstance(m, nn.Identity):
+            continue
+        else:
+            raise SemhilError(f"cannot export layer {name} ({m.__class__.__name__}) here: supported stem layers are {SUPPORTED_STEM}")
+    return [tuple(s) for s in stages]
+
+
+def _maxpool_layer(name: str, pool: nn.MaxPool2d, in_shape, dec: int, out_shape) -> dict:
+    pair = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
+    if pool.dilation not in (1, (1, 1)) or pool.ceil_mode:
+        raise SemhilError(f"cannot export layer {name}: only MaxPool2d with dilation=1 and ceil_mode=False is supported")
+    return {"op": "maxpool", "name": name, "in_shape": list(in_shape), "out_shape": list(out_shape), "dec": dec,
+            "kernel": pair(pool.kernel_size), "stride": pair(pool.stride), "padding": pair(pool.padding)}
+
+
+def _nhwc(x: torch.Tensor) -> np.ndarray:
+    return x.permute(0, 2, 3, 1).numpy()
 
 
 @torch.no_grad()
 def export_device_graph(task, codec, calibration_images: np.ndarray) -> dict:
     """Quantize the device half, calibrating activation scales on `calibration_images` (uint8 NHWC)."""
     x = to_float(calibration_images)
+    q = (calibration_images >> 1).astype(np.int8)
     shape, dec = list(calibration_images.shape[1:]), INPUT_DEC
     layers = []
-    for name, conv, relu in _stem_convs(task.stem):
-        x = conv(x)
-        x = torch.relu(x) if relu else x
-        layers.append(_conv_layer(name, conv, relu, shape, dec, x))
-        shape, dec = layers[-1]["out_shape"], layers[-1]["out_dec"]
+    for name, module, bn, act in _stem_stages(task.stem):
+        if isinstance(module, nn.MaxPool2d):
+            x = module(x)
+            layers.append(_maxpool_layer(name, module, shape, dec, _nhwc(x).shape[1:]))
+        else:
+            w, b = fold_batchnorm(module, bn)
+            x = nn.functional.conv2d(x, torch.from_numpy(w), torch.from_numpy(b), module.stride, module.padding)
+            x = torch.relu(x) if act == "relu" else torch.clamp(x, 0, 6) if act == "relu6" else x
+            layers.append(_conv_layer(name, module, w, b, act, shape, dec, _nhwc(x)))
+        q = run_layers(layers[-1:], q)
+        shape, dec = layers[-1]["out_shape"], layers[-1].get("out_dec", dec)
     enc = codec.encoder
-    x = enc.conv(x)
-    layers.append(_conv_layer("encoder.conv", enc.conv, False, shape, dec, x))
-    code_shape, dec = layers[-1]["out_shape"], layers[-1]["out_dec"]
-    centres = enc.quantizer.centres.detach().numpy()
-    bits = enc.quantizer.bits
+    conv = _conv_layer("encoder.conv", enc.conv, *fold_batchnorm(enc.conv, None), "none", shape, dec, _nhwc(enc.conv(x)))
+    tail = _encoder_tail(codec, shape)
+    float_symbols = _float_symbols(codec, x)
+
+    def with_out_dec(out_dec: int) -> list[dict]:
+        """The encoder conv and tail with the conv's output format set to out_dec."""
+        shifts = [conv["in_dec"] + w_dec - out_dec for w_dec in conv["w_dec"]]
+        return [{**conv, "out_dec": out_dec, "out_shift": shifts}, {**tail[0], "in_dec": out_dec}, *tail[1:]]
+
+    # the encoder conv's output format is chosen for symbol agreement with the float encoder
+    disagreement = lambda d: float(np.mean(run_layers(with_out_dec(d), q) != float_symbols))  # noqa: E731
+    conv, *tail = with_out_dec(activation_dec(_nhwc(enc.conv(x)), conv["in_dec"] + min(conv["w_dec"]), disagreement))
+    code_shape = conv["out_shape"]
     sent_shape = list(codec.shape.sent_shape)
     n_symbols = int(np.prod(sent_shape))
     crop = []
     if codec.shape.crop_ratio < 1:
         top, left, h, w = crop_box(code_shape[0], code_shape[1], codec.shape.crop_ratio)
         crop = [{"op": "crop", "name": "crop", "in_shape": code_shape, "out_shape": sent_shape, "top": top, "left": left}]
-    layers += [
-        {"op": "gdn", "name": "encoder.gdn", "shape": code_shape, "in_dec": dec,
-         "beta": _f32(enc.gdn.beta().numpy()), "gamma": _f32(enc.gdn.gamma().numpy())},
-        {"op": "prelu", "name": "encoder.prelu", "shape": code_shape, "alpha": _f32(enc.prelu.weight.numpy())},
-        {"op": "energy_norm", "name": "encoder.energy_norm", "shape": code_shape, "eps": _f32([ENERGY_EPS])[0]},
-        {"op": "quantize", "name": "encoder.quantizer", "shape": code_shape, "centres": _f32(centres)},
-        *crop,
-        {"op": "pack", "name": "packer", "bits": bits, "n_symbols": n_symbols, "code_bytes": code_bytes(n_symbols, bits)},
-    ]
+    bits = enc.quantizer.bits
+    layers += [conv, *tail, *crop,
+               {"op": "pack", "name": "packer", "bits": bits, "n_symbols": n_symbols, "code_bytes": code_bytes(n_symbols, bits)}]
     return {
         "format": GRAPH_FORMAT,
         "input": {"shape": list(calibration_images.shape[1:]), "dec": INPUT_DEC},
         "layers": layers,
         "code_shape": sent_shape, "full_code_shape": code_shape, "bits": bits, "code_bytes": code_bytes(n_symbols, bits),
     }
+
+
+def _encoder_tail(codec, feature_shape) -> list[dict]:
+    """GDN, PReLU, energy normalisation and the quantizer, float32 on the device (in_dec set later)."""
+    enc = codec.encoder
+    h, w, _ = feature_shape
+    shape = [h // 4, w // 4, codec.shape.code_channels]
+    return [
+        {"op": "gdn", "name": "encoder.gdn", "shape": shape, "in_dec": None,
+         "beta": _f32(enc.gdn.beta().numpy()), "gamma": _f32(enc.gdn.gamma().numpy())},
+        {"op": "prelu", "name": "encoder.prelu", "shape": shape, "alpha": _f32(enc.prelu.weight.numpy())},
+        {"op": "energy_norm", "name": "encoder.energy_norm", "shape": shape, "eps": _f32([ENERGY_EPS])[0]},
+        {"op": "quantize", "name": "encoder.quantizer", "shape": shape, "centres": _f32(enc.quantizer.centres.numpy())},
+    ]
+
+
+def _float_symbols(codec, feature: torch.Tensor) -> np.ndarray:
+    """Full-size (uncropped) symbols of the float encoder: what the int8 graph should reproduce."""
+    return codec.encoder.quantizer(codec.encoder.analysis(feature))[1].numpy().astype(np.uint8)

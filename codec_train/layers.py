@@ -78,14 +78,20 @@ class SoftQuantizer(nn.Module):
 
 
 class BerAttention(nn.Module):
-    """Channel attention conditioned on the BER: (global pool || BER) -> MLP -> sigmoid -> rescale."""
+    """Channel attention conditioned on the BER: (global pool || BER) -> MLP -> 2 sigmoid -> rescale.
+
+    The last layer starts near zero, so each block starts close to the identity (scale 1) and learns
+    how far to depart from it; a plain sigmoid would start every block by halving its input."""
 
     def __init__(self, channels: int, hidden: int | None = None):
         super().__init__()
         hidden = hidden or max(channels // 2, 4)
         self.mlp = nn.Sequential(nn.Linear(channels + 1, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+        with torch.no_grad():
+            self.mlp[2].weight.mul_(0.1)
+            self.mlp[2].bias.zero_()
 
     def forward(self, x: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
         pooled = x.mean(dim=(2, 3))
-        scale = torch.sigmoid(self.mlp(torch.cat([pooled, (ber / BER_SCALE).view(-1, 1)], dim=1)))
+        scale = 2 * torch.sigmoid(self.mlp(torch.cat([pooled, (ber / BER_SCALE).view(-1, 1)], dim=1)))
         return x * scale.view(*scale.shape, 1, 1)

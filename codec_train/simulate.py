@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from semhil.errors import SemhilError
+
 from .codes import pack_symbols
+
+GRAPH_FORMAT = 2  # the device graph format this simulator (and the code generators) read
 
 
 def conv2d_s8(x: np.ndarray, layer: dict) -> np.ndarray:
@@ -17,12 +21,21 @@ def conv2d_s8(x: np.ndarray, layer: dict) -> np.ndarray:
     patches = np.stack([xp[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :] for i in range(kh) for j in range(kw)], axis=3)
     w = np.asarray(layer["weight"], np.int64).reshape(oc, kh * kw * c)
     acc = patches.reshape(n * oh * ow, kh * kw * c) @ w.T
-    out_shift = layer["out_shift"]
-    acc += (np.asarray(layer["bias"], np.int64) << layer["bias_shift"]) + ((1 << out_shift) >> 1)
-    y = np.clip(acc >> out_shift, -128, 127)
-    if layer["relu"]:
-        y = np.maximum(y, 0)
+    out_shift = np.asarray(layer["out_shift"], np.int64)
+    acc += (np.asarray(layer["bias"], np.int64) << np.asarray(layer["bias_shift"], np.int64)) + ((1 << out_shift) >> 1)
+    y = np.clip(np.clip(acc >> out_shift, -128, 127), layer["act_min"], layer["act_max"])
     return y.astype(np.int8).reshape(n, oh, ow, oc)
+
+
+def maxpool_s8(x: np.ndarray, layer: dict) -> np.ndarray:
+    """Largest value of each window; padding never wins (NNoM's local_maxpool_q7_HWC)."""
+    kh, kw = layer["kernel"]
+    sh, sw = layer["stride"]
+    ph, pw = layer["padding"]
+    oh, ow, _ = layer["out_shape"]
+    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=-128)
+    windows = [xp[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :] for i in range(kh) for j in range(kw)]
+    return np.max(np.stack(windows), axis=0)
 
 
 def gdn_s8_to_f32(q: np.ndarray, layer: dict) -> np.ndarray:
@@ -63,28 +76,31 @@ def quantize_f32(x: np.ndarray, layer: dict) -> np.ndarray:
     return distances.argmin(-1).astype(np.uint8)
 
 
+def crop(x: np.ndarray, layer: dict) -> np.ndarray:
+    h, w, _ = layer["out_shape"]
+    return x[:, layer["top"]:layer["top"] + h, layer["left"]:layer["left"] + w, :]
+
+
+OPS = {"conv2d": conv2d_s8, "maxpool": maxpool_s8, "gdn": gdn_s8_to_f32, "prelu": prelu_f32, "energy_norm": energy_norm_f32,
+       "quantize": quantize_f32, "crop": crop}
+
+
+def run_layers(layers: list[dict], x: np.ndarray) -> np.ndarray:
+    """Runs `layers` (no pack) on x in order."""
+    for layer in layers:
+        if layer["op"] not in OPS:
+            raise ValueError(f"unknown op {layer['op']!r} in device graph")
+        x = OPS[layer["op"]](x, layer)
+    return x
+
+
 def run_graph(graph: dict, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """images: (N, H, W, C) uint8. Returns (symbols (N, H, W, C) uint8, payloads (N, code_bytes) uint8)."""
     if tuple(images.shape[1:]) != tuple(graph["input"]["shape"]):
         raise ValueError(f"images are {images.shape[1:]}, the graph takes {graph['input']['shape']}")
-    x = (images >> 1).astype(np.int8)
-    for layer in graph["layers"]:
-        op = layer["op"]
-        if op == "conv2d":
-            x = conv2d_s8(x, layer)
-        elif op == "gdn":
-            x = gdn_s8_to_f32(x, layer)
-        elif op == "prelu":
-            x = prelu_f32(x, layer)
-        elif op == "energy_norm":
-            x = energy_norm_f32(x, layer)
-        elif op == "quantize":
-            x = quantize_f32(x, layer)
-        elif op == "crop":
-            h, w, _ = layer["out_shape"]
-            x = x[:, layer["top"]:layer["top"] + h, layer["left"]:layer["left"] + w, :]
-        elif op == "pack":
-            return x, pack_symbols(x, layer["bits"])
-        else:
-            raise ValueError(f"unknown op {op!r} in device graph")
-    raise ValueError("device graph has no pack layer")
+    if graph.get("format") != GRAPH_FORMAT:
+        raise SemhilError(f"the device graph has format {graph.get('format')}, this semhil reads format {GRAPH_FORMAT}: "
+                          "train the bundle again")
+    *body, pack = graph["layers"]
+    symbols = run_layers(body, (images >> 1).astype(np.int8))
+    return symbols, pack_symbols(symbols, pack["bits"])

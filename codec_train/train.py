@@ -34,7 +34,7 @@ from .losses import attributions, distillation, usage_divergence, xai_asymmetry
 from .models import CodecShape, SemanticCodec
 from .tasks import SplitModel, build_task, stem_shape
 
-FORMAT_VERSION = 2  # bump when a change makes old cached bundles wrong
+FORMAT_VERSION = 3  # bump when a change makes old cached bundles wrong
 
 
 @dataclass(frozen=True)

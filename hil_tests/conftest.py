@@ -1,4 +1,7 @@
-"""The HIL suite: a tiny codec trained once per run, exercised on every board given with --board."""
+"""The HIL suite: a tiny codec trained once per run, exercised on every board given with --board and
+every backend given with --backend (nnom only where NNOM_HOME names an NNoM checkout)."""
+import os
+
 import pytest
 from rich.progress import Progress
 
@@ -13,11 +16,14 @@ from semhil.session import RunOptions, run_on_board
 
 def pytest_addoption(parser):
     parser.addoption("--board", default="native,qemu-stm32f405", help="comma-separated boards to run the HIL suite on")
+    parser.addoption("--backend", default="standalone,nnom", help="comma-separated backends to build the firmware with")
 
 
 def pytest_generate_tests(metafunc):
     if "board_name" in metafunc.fixturenames:
         metafunc.parametrize("board_name", metafunc.config.getoption("--board").split(","), scope="session")
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", metafunc.config.getoption("--backend").split(","), scope="session")
 
 
 @pytest.fixture(scope="session")
@@ -32,13 +38,15 @@ def bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def firmware(bundle, board):
-    return build_firmware(bundle, board)
+def firmware(bundle, board, backend):
+    if backend == "nnom" and not os.environ.get("NNOM_HOME"):
+        pytest.skip("needs NNOM_HOME (NNoM checkout)")
+    return build_firmware(bundle, board, backend)
 
 
 @pytest.fixture(scope="session")
-def run_result(bundle, board, firmware):
-    return run_on_board(bundle, board, RunOptions(n_images=200), firmware=firmware)
+def run_result(bundle, board, backend, firmware):
+    return run_on_board(bundle, board, RunOptions(n_images=200, backend=backend), firmware=firmware)
 
 
 @pytest.fixture

@@ -34,8 +34,8 @@ def test_bit_errors_cost_accuracy(run_result):
     assert accuracy_at(run_result, 0.05)["accuracy"] < accuracy_at(run_result, 0.0)["accuracy"]
 
 
-def test_results_json_has_the_contract_fields(run_result, board, bundle):
-    path = bundle.path / "results" / f"{board.name}-standalone" / "results.json"
+def test_results_json_has_the_contract_fields(run_result, board, backend, bundle):
+    path = bundle.path / "results" / f"{board.name}-{backend}" / "results.json"
     saved = json.loads(path.read_text())
     assert saved == json.loads(json.dumps(run_result))
     assert saved["bytes_per_image"] == 147 and saved["bundle_hash"] == bundle.hash
@@ -120,3 +120,16 @@ def test_silent_board_is_reset_and_the_image_retried(board, bundle, running_boar
         records = collect_codes(dut, images, labels, expected, tmp_path / "images.jsonl", StopBoardAfter(running_board.process.pid, 2))
     assert [r["bit_exact"] for r in records] == [True] * 4
     assert any("reset" in entry for entry in dut.log)
+
+
+def test_layer_times_cover_the_inference(dut, bundle, backend):
+    image = load_dataset("mnist5k").x_test[:1].tobytes()
+    result = dut.infer(image)
+    ticks = dut.layer_ticks()
+    names = list(ticks)
+    assert names[0] == "input" and names[-1] == "packer"
+    graph_names = [layer["name"] for layer in bundle.graph["layers"] if layer["op"] == "conv2d"]
+    assert all(name in names for name in graph_names)
+    assert all(ticks[name] > 0 for name in graph_names)
+    assert sum(ticks.values()) <= result.ticks
+    assert dut.info()["model_status"] == "0"

@@ -205,7 +205,11 @@ def test_parse_error():
         parse_error(b"")
 
 
-def test_message_type_and_error_code_values():
-    assert [int(t) for t in (MsgType.INFO_REQ, MsgType.INFER, MsgType.INFO, MsgType.INFER_OK, MsgType.ERROR)] == \
-        [0x01, 0x02, 0x81, 0x82, 0x7F]
-    assert [int(c) for c in ErrorCode] == [1, 2, 3, 4, 5, 6, 7]
+def test_message_type_and_error_code_values_match_the_firmware():
+    """The enums of host/semhil/protocol.py and device/core/ee_protocol.h name the same numbers."""
+    import re
+    from semhil.paths import DEVICE_DIR
+    header = (DEVICE_DIR / "core" / "ee_protocol.h").read_text()
+    device = {name: int(value, 0) for name, value in re.findall(r"EE_(\w+) = (0x[0-9A-Fa-f]+|\d+),", header)}
+    host = {**{t.name: int(t) for t in MsgType}, **{c.name: int(c) for c in ErrorCode}}
+    assert device == host

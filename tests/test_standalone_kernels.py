@@ -1,4 +1,5 @@
-"""The standalone C kernels, compiled for this computer, give the simulator's codes bit for bit."""
+"""The standalone C kernels, compiled for this computer, give the simulator's codes bit for bit:
+in plain C and through the DSP (SMLAD) path with C stand-ins for the intrinsics."""
 import subprocess
 from pathlib import Path
 
@@ -7,64 +8,131 @@ import pytest
 import torch
 from torch import nn
 
-from codec_train.export import dec_bits, export_device_graph
+from codec_train.export import dec_bits, export_device_graph, fold_batchnorm
+from codec_train.simulate import conv2d_s8, maxpool_s8, run_graph
 from codec_train.train import TrainConfig, build_models
-from codec_train.simulate import conv2d_s8, run_graph
+from semhil.backends import generate_model
+from semhil.backends.graph import activation_lower_bound
+from semhil.backends.standalone import arena_plan
 from semhil.build import COMMON_FLAGS
-from semhil.codegen import generate_model
 from semhil.errors import SemhilError
 from semhil.paths import DEVICE_DIR
 
 HERE = Path(__file__).parent
 
 
-def compile_model(graph: dict, tmp_path: Path) -> Path:
+def compile_model(graph: dict, tmp_path: Path, dsp: bool = False) -> Path:
     model_dir = generate_model(graph, "0123456789abcdef", tmp_path / "model")
-    exe = tmp_path / "driver"
+    exe = tmp_path / ("driver-dsp" if dsp else "driver")
     sources = [HERE / "kernel_driver.c", model_dir / "model.c", DEVICE_DIR / "kernels" / "kernels.c"]
-    subprocess.run(["gcc", *COMMON_FLAGS, f"-I{model_dir}", f"-I{DEVICE_DIR / 'kernels'}", *map(str, sources), "-o", str(exe), "-lm"], check=True)
+    includes = [f"-I{d}" for d in (model_dir, DEVICE_DIR / "kernels", DEVICE_DIR / "core")]
+    flags = ["-DK_EMULATE_DSP"] if dsp else []
+    subprocess.run(["gcc", *COMMON_FLAGS, *flags, *includes, *map(str, sources), "-o", str(exe), "-lm"], check=True)
     return exe
 
 
-def random_models(seed: int, crop_ratio: float = 1.0):
-    torch.manual_seed(seed)
-    task, codec = build_models(TrainConfig(crop_ratio=crop_ratio), (28, 28, 1), 10)
-    with torch.no_grad():  # an untrained but non-trivial encoder: spread-out centres, random GDN
+def run_compiled(exe: Path, images: np.ndarray, code_bytes: int) -> np.ndarray:
+    out = subprocess.run([str(exe)], input=images.tobytes(), capture_output=True, check=True).stdout
+    return np.frombuffer(out, np.uint8).reshape(len(images), code_bytes)
+
+
+def randomise(task, codec):
+    """An untrained but non-trivial device half: spread-out centres, random GDN and BatchNorm statistics."""
+    with torch.no_grad():
         codec.encoder.quantizer.centres.copy_(torch.linspace(-0.6, 0.9, 8))
         codec.encoder.gdn.gamma_raw.add_(0.2 * torch.rand_like(codec.encoder.gdn.gamma_raw))
-    return task, codec
+    for m in task.stem.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            randomise_batchnorm(m)
+    return task.eval(), codec.eval()
 
 
-@pytest.mark.parametrize("seed,crop_ratio", [(0, 1.0), (1, 1.0), (2, 0.2)])
-def test_c_kernels_equal_simulator(tmp_path, seed, crop_ratio):
-    task, codec = random_models(seed, crop_ratio)
+@torch.no_grad()
+def randomise_batchnorm(bn: nn.BatchNorm2d) -> None:
+    bn.running_mean.uniform_(-0.2, 0.2)
+    bn.running_var.uniform_(0.05, 2.0)
+    bn.weight.uniform_(0.5, 1.5)
+    bn.bias.uniform_(-0.3, 0.3)
+
+
+def random_models(seed: int, crop_ratio: float = 1.0, base: str = "small", image_shape=(28, 28, 1)):
+    torch.manual_seed(seed)
+    return randomise(*build_models(TrainConfig(base=base, crop_ratio=crop_ratio), image_shape, 10))
+
+
+def random_images(seed: int, shape) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(64, 28, 28, 1), dtype=np.uint8)
+    images = rng.integers(0, 256, size=(64, *shape), dtype=np.uint8)
     images[:8] = 0  # edge cases: blank and saturated images
     images[8:16] = 255
+    return images
+
+
+CASES = [("small", (28, 28, 1), 1.0), ("small", (28, 28, 1), 0.2), ("resnet50", (32, 32, 3), 1.0), ("mobilenetv2", (16, 16, 3), 1.0)]
+
+
+@pytest.mark.parametrize("base,image_shape,crop_ratio", CASES)
+@pytest.mark.parametrize("dsp", [False, True], ids=["plain-c", "dsp-path"])
+def test_c_kernels_equal_simulator(tmp_path, base, image_shape, crop_ratio, dsp):
+    task, codec = random_models(0, crop_ratio, base, image_shape)
+    images = random_images(0, image_shape)
     graph = export_device_graph(task, codec, images)
     symbols, expected = run_graph(graph, images)
     assert len(np.unique(symbols)) > 2, "test images should use several centres"
-    out = subprocess.run([str(compile_model(graph, tmp_path))], input=images.tobytes(), capture_output=True, check=True).stdout
-    codes = np.frombuffer(out, np.uint8).reshape(expected.shape)
+    codes = run_compiled(compile_model(graph, tmp_path, dsp), images, graph["code_bytes"])
     assert np.array_equal(codes, expected)
 
 
+def test_resnet_stem_exports_folded_batchnorm_and_max_pool():
+    task, codec = random_models(1, base="resnet50", image_shape=(32, 32, 3))
+    graph = export_device_graph(task, codec, random_images(1, (32, 32, 3)))
+    ops = [layer["op"] for layer in graph["layers"]]
+    assert ops[:3] == ["conv2d", "maxpool", "conv2d"] and graph["layers"][0]["act"] == "relu"
+    assert graph["layers"][1]["out_shape"] == [8, 8, 64]
+
+
+def test_folded_batchnorm_equals_conv_then_batchnorm():
+    torch.manual_seed(0)
+    conv, bn = nn.Conv2d(3, 5, 3, padding=1, bias=False), nn.BatchNorm2d(5).eval()
+    randomise_batchnorm(bn)
+    w, b = fold_batchnorm(conv, bn)
+    x = torch.randn(2, 3, 6, 6)
+    folded = nn.functional.conv2d(x, torch.from_numpy(w), torch.from_numpy(b), padding=1)
+    assert torch.allclose(folded, bn(conv(x)), atol=1e-5)
+
+
 def test_int8_conv_matches_the_definition():
+    """Per-channel shifts and a ReLU6 clamp, checked against the formula written out."""
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, size=(2, 5, 6, 3), dtype=np.int8)
     w = rng.integers(-128, 128, size=(4, 3, 3, 3))
     b = rng.integers(-128, 128, size=4)
+    bias_shift, out_shift = [2, 0, 3, 1], [7, 8, 6, 9]
     layer = {"kernel": [3, 3], "stride": [2, 1], "padding": [1, 1], "out_shape": [3, 6, 4], "weight": w.ravel().tolist(),
-             "bias": b.tolist(), "bias_shift": 2, "out_shift": 7, "relu": True}
+             "bias": b.tolist(), "bias_shift": bias_shift, "out_shift": out_shift, "act_min": 0, "act_max": 96}
     y = conv2d_s8(x, layer)
     xp = np.pad(x.astype(np.int64), ((0, 0), (1, 1), (1, 1), (0, 0)))
     for n in range(2):
         for oy in range(3):
             for ox in range(6):
                 for oc in range(4):
-                    acc = (int(b[oc]) << 2) + 64 + int((xp[n, 2 * oy:2 * oy + 3, ox:ox + 3, :] * w[oc]).sum())
-                    assert y[n, oy, ox, oc] == max(0, min(127, max(-128, acc >> 7)))
+                    acc = (int(b[oc]) << bias_shift[oc]) + ((1 << out_shift[oc]) >> 1) \
+                        + int((xp[n, 2 * oy:2 * oy + 3, ox:ox + 3, :] * w[oc]).sum())
+                    assert y[n, oy, ox, oc] == min(96, max(0, min(127, max(-128, acc >> out_shift[oc]))))
+
+
+def test_maxpool_ignores_padding():
+    x = np.full((1, 2, 2, 1), -100, np.int8)
+    y = maxpool_s8(x, {"kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "out_shape": [1, 1, 1]})
+    assert y.item() == -100
+
+
+def test_arena_is_the_lower_bound():
+    for base, shape, crop in CASES:
+        task, codec = random_models(0, crop, base, shape)
+        graph = export_device_graph(task, codec, random_images(0, shape))
+        size, _ = arena_plan(graph)
+        assert activation_lower_bound(graph) <= size <= activation_lower_bound(graph) + 12  # 4-byte alignment of 3 buffers
 
 
 def test_dec_bits_follow_nnom():
@@ -73,6 +141,6 @@ def test_dec_bits_follow_nnom():
 
 def test_layer_without_a_kernel_is_named_in_the_error():
     task, codec = random_models(0)
-    task.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
-    with pytest.raises(SemhilError, match=r"stem\.1 \(BatchNorm2d\).*supported"):
+    task.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.Sigmoid())
+    with pytest.raises(SemhilError, match=r"stem\.1 \(Sigmoid\).*supported stem layers are Conv2d"):
         export_device_graph(task, codec, np.zeros((4, 28, 28, 1), np.uint8))

@@ -8,7 +8,7 @@
 
 #define FRAME_MAX (EE_HEADER_BYTES + MODEL_INPUT_BYTES + EE_CRC_BYTES)
 #define RX_BYTES (EE_COBS_MAX(FRAME_MAX) + 16)
-#define INFO_MAX 512
+#define INFO_MAX 1024
 #define INFER_OK_BYTES (8 + MODEL_CODE_BYTES)
 #define REPLY_MAX (INFO_MAX > INFER_OK_BYTES ? INFO_MAX : INFER_OK_BYTES)
 #define TX_FRAME_MAX (EE_HEADER_BYTES + REPLY_MAX + EE_CRC_BYTES)
@@ -17,6 +17,7 @@ static uint8_t rx[RX_BYTES];
 static uint8_t tx_frame[TX_FRAME_MAX];
 static uint8_t tx_wire[EE_COBS_MAX(TX_FRAME_MAX) + 1];
 static uint8_t *const reply = tx_frame + EE_HEADER_BYTES;
+static int model_status; /* device_half_init's result: 0 when the model can run */
 
 static void put_u16(uint8_t *p, uint32_t v)
 {
@@ -88,9 +89,18 @@ static void send_info(uint32_t seq)
     at = put_line(at, "input_shape", MODEL_INPUT_SHAPE);
     at = put_line_uint(at, "input_bytes", MODEL_INPUT_BYTES);
     at = put_line_uint(at, "code_bytes", MODEL_CODE_BYTES);
-    at = put_line_uint(at, "arena_bytes", MODEL_ARENA_BYTES);
+    at = put_line_uint(at, "arena_bytes", device_half_arena_bytes());
     at = put_line_uint(at, "stack_bytes", th_stack_bytes());
+    at = put_line_uint(at, "model_status", (uint32_t)model_status);
     send(EE_INFO, seq, at);
+}
+
+static void send_layers(uint32_t seq)
+{
+    uint32_t at = 0;
+    for (int i = 0; i < MODEL_LAYERS; i++)
+        at = put_line_uint(at, device_half_layer_names[i], device_half_layer_ticks[i]);
+    send(EE_LAYERS, seq, at);
 }
 
 struct job {
@@ -103,7 +113,7 @@ static void run_model(void *arg)
 {
     struct job *job = arg;
     uint64_t start = th_timer_ticks();
-    model_run(job->image, job->code);
+    device_half_run(job->image, job->code);
     job->ticks = th_timer_ticks() - start;
 }
 
@@ -150,8 +160,13 @@ static void handle_frame(uint8_t *frame, uint32_t n)
     case EE_INFO_REQ:
         send_info(seq);
         break;
+    case EE_LAYERS_REQ:
+        send_layers(seq);
+        break;
     case EE_INFER:
-        if (len != MODEL_INPUT_BYTES)
+        if (model_status != 0)
+            send_error(seq, EE_MODEL_NOT_READY, "the model failed to initialise (see model_status in INFO)");
+        else if (len != MODEL_INPUT_BYTES)
             send_error(seq, EE_BAD_INPUT_SIZE, "INFER payload size is not input_bytes");
         else
             send_infer_ok(seq, frame + EE_HEADER_BYTES);
@@ -164,6 +179,7 @@ static void handle_frame(uint8_t *frame, uint32_t n)
 int main(void)
 {
     th_init();
+    model_status = device_half_init();
     for (;;) {
         uint32_t n = 0;
         int oversized = 0;

@@ -14,8 +14,10 @@
 enum {
     EE_INFO_REQ = 0x01,
     EE_INFER = 0x02,
+    EE_LAYERS_REQ = 0x03,
     EE_INFO = 0x81,
     EE_INFER_OK = 0x82,
+    EE_LAYERS = 0x83, /* name=ticks per layer of the last inference, one a line */
     EE_ERROR = 0x7F,
 };
 
@@ -27,6 +29,7 @@ enum {
     EE_BAD_VERSION = 5,
     EE_BAD_INPUT_SIZE = 6,
     EE_BAD_COBS = 7,
+    EE_MODEL_NOT_READY = 8,
 };
 
 uint32_t ee_crc32(const uint8_t *data, uint32_t n);

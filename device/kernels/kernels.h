@@ -1,6 +1,9 @@
 /* The standalone backend's kernels: NNoM's int8 arithmetic, plus the encoder's float32 tail.
  * Tensors are HWC. Float kernels must be compiled with -ffp-contract=off so that they round
- * exactly like the host's simulator (codec_train/simulate.py). */
+ * exactly like the host's simulator (codec_train/simulate.py).
+ * Where the compiler offers the DSP extension (__ARM_FEATURE_DSP: Cortex-M4/M7) the conv runs on
+ * SMLAD (two 16-bit MACs per instruction); elsewhere in plain C. K_EMULATE_DSP builds the DSP
+ * path with C stand-ins for the intrinsics, so that host tests can check it. */
 #ifndef SEMHIL_KERNELS_H
 #define SEMHIL_KERNELS_H
 
@@ -10,16 +13,30 @@ typedef struct {
     uint16_t in_h, in_w, in_c;
     uint16_t out_h, out_w, out_c;
     uint8_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
-    uint8_t bias_shift, out_shift, relu;
-    const int8_t *weight; /* [out][kh][kw][in] */
-    const int8_t *bias;   /* [out] */
+    int8_t act_min, act_max;    /* the activation as a clamp: none -128..127, ReLU 0..127, ReLU6 0..6 */
+    const int8_t *weight;       /* [out][kh][kw][in] */
+    const int8_t *bias;         /* [out] */
+    const uint8_t *bias_shift;  /* [out] (all equal when the layer is quantized per tensor) */
+    const uint8_t *out_shift;   /* [out] */
 } k_conv2d_t;
+
+typedef struct {
+    uint16_t in_h, in_w, channels, out_h, out_w;
+    uint8_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+} k_maxpool_t;
 
 /* uint8 pixels to int8 with 7 fractional bits (pixel / 256). */
 void k_pixels_to_s8(const uint8_t *pixels, int8_t *out, uint32_t n);
 
-/* acc = (bias << bias_shift) + round + sum(x * w); out = sat8(acc >> out_shift), then ReLU if set. */
-void k_conv2d_s8(const k_conv2d_t *layer, const int8_t *in, int8_t *out);
+/* Bytes of scratch k_conv2d_s8 needs: two im2col columns of 16-bit values, rounded up to 4 values. */
+#define K_CONV2D_SCRATCH_BYTES(kernel_h, kernel_w, in_c) (2u * 2u * (((kernel_h) * (kernel_w) * (in_c) + 3u) & ~3u))
+
+/* acc = (bias << bias_shift) + round + sum(x * w); out = clamp(sat8(acc >> out_shift), act_min, act_max).
+ * scratch: K_CONV2D_SCRATCH_BYTES, 4-byte aligned (unused by the plain C path). */
+void k_conv2d_s8(const k_conv2d_t *layer, const int8_t *in, int8_t *out, int16_t *scratch);
+
+/* Largest value of each window; padded positions never count. */
+void k_maxpool_s8(const k_maxpool_t *layer, const int8_t *in, int8_t *out);
 
 #define K_GDN_MAX_CHANNELS 64
 

@@ -49,7 +49,8 @@ def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str
 
 
 board_option = click.option("--board", default="qemu-stm32f405", show_default=True, help="board name (boards/<name>.toml) or board file")
-backend_option = click.option("--backend", type=click.Choice(["standalone"]), default="standalone", show_default=True)
+backend_option = click.option("--backend", type=click.Choice(["standalone", "nnom"]), default="standalone", show_default=True,
+                              help="standalone: semhil's kernels; nnom: NNoM from NNOM_HOME")
 images_option = click.option("--images", default=1000, show_default=True, help="test images sent to the board (the test split has 1,000)")
 ber_option = click.option("--ber", default="0,0.001,0.01,0.05", show_default=True, help="bit error rates, comma-separated")
 json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write the results JSON here")
@@ -99,6 +100,56 @@ def build(bundle: Path, board: str, backend: str) -> None:
     console.print(f"{fw.path}\n  flash {m.flash_bytes} B" + (f" of {b.flash_bytes}" if b.flash_bytes else "")
                   + f"\n  static RAM {m.ram_static_bytes} B + stack region {m.stack_region_bytes} B"
                   + (f" of {b.ram_bytes}" if b.ram_bytes else ""))
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@backend_option
+@json_option
+def export(bundle: Path, backend: str, json_path: Path | None) -> None:
+    """Generate the C of BUNDLE's device half under BUNDLE/device/<backend>/; print its layers and what
+    the int8 arithmetic costs against the float device half (symbol agreement, accuracy at BER 0)."""
+    import json
+    from codec_train.bundle import load_bundle
+    from codec_train.data import load_dataset
+    from .backends import generate_model
+    from .build import nnom_arena_bytes, nnom_home
+    from .model_report import layer_rows, layer_table, quantization_report
+    b = load_bundle(bundle)
+    out_dir = b.path / "device" / backend
+    if backend == "nnom":
+        generate_model(b.graph, b.hash, out_dir, backend,
+                       arena_bytes=nnom_arena_bytes(b.graph, b.hash, nnom_home(), b.path / "build" / "nnom-sizer"))
+    else:
+        generate_model(b.graph, b.hash, out_dir, backend)
+    rows = layer_rows(b.graph)
+    data = load_dataset(b.config["dataset"], b.config.get("image_size"))
+    quant = quantization_report(b, data.x_test, data.y_test)
+    console.print(f"{backend} C sources in {out_dir}")
+    console.print(layer_table(rows, f"device half of bundle {b.hash}"))
+    console.print(f"int8 against float device half on {quant['n_images']} test images: symbols agree "
+                  f"{quant['symbol_agreement'] * 100:.2f} %, accuracy at BER 0 {quant['int8_accuracy'] * 100:.1f} % "
+                  f"(float {quant['float_accuracy'] * 100:.1f} %); activation memory lower bound "
+                  f"{quant['activation_lower_bound_bytes']:,} B")
+    if json_path:
+        json_path.write_text(json.dumps({"bundle_hash": b.hash, "backend": backend, "sources": str(out_dir), "layers": rows,
+                                         "quantization": quant}, indent=2))
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print figures (medians, ratios measured in the same run)."""
+
+
+@bench.command("kernels")
+@click.option("--bundle", "bundle_path", type=click.Path(path_type=Path), help="bundle to measure (default: the demo's)")
+@board_option
+@click.option("--images", default=20, show_default=True, help="images per backend")
+@json_option
+def bench_kernels(bundle_path: Path | None, board: str, images: int, json_path: Path | None) -> None:
+    """Device instructions (or cycles) per MAC of the device half, per available backend, on one board."""
+    from .kernel_bench import run_kernel_bench
+    run_kernel_bench(bundle_path, board, images, json_path, console, progress_bar)
 
 
 @cli.command()

@@ -126,6 +126,13 @@ class Dut:
     def info(self) -> dict[str, str]:
         return parse_info(self.request(MsgType.INFO_REQ, b"", "INFO").payload)
 
+    def layer_ticks(self) -> dict[str, int]:
+        """Timer ticks of each layer of the board's last inference, in graph order."""
+        frame = self.request(MsgType.LAYERS_REQ, b"", "LAYERS")
+        if frame.type != MsgType.LAYERS:
+            raise DeviceError(f"board {self.name} answered LAYERS with frame type {frame.type:#x}")
+        return {name: int(value) for name, value in parse_info(frame.payload).items()}
+
     def infer(self, image: bytes, what: str = "INFER") -> InferResult:
         frame = self.request(MsgType.INFER, image, what)
         if frame.type != MsgType.INFER_OK:

@@ -20,8 +20,10 @@ MAX_WIRE_BYTES = 1 << 16  # a reader drops any longer run of bytes without a del
 class MsgType(enum.IntEnum):
     INFO_REQ = 0x01
     INFER = 0x02
+    LAYERS_REQ = 0x03
     INFO = 0x81
     INFER_OK = 0x82
+    LAYERS = 0x83
     ERROR = 0x7F
 
 
@@ -33,6 +35,7 @@ class ErrorCode(enum.IntEnum):
     BAD_VERSION = 5
     BAD_INPUT_SIZE = 6
     BAD_COBS = 7
+    MODEL_NOT_READY = 8
 
 
 class FrameError(Exception):

@@ -36,11 +36,15 @@ def device_table(result: dict, board) -> Table:
     table.add_row("flash (text + rodata + data)", _of(dev["flash_bytes"], board.flash_bytes))
     table.add_row("static RAM (data + bss)", _of(dev["ram_static_bytes"], ram_capacity))
     table.add_row("stack peak", _of(dev["stack_peak_bytes"], board.stack_bytes))
-    table.add_row("activation arena", _kb(dev["arena_bytes"]))
+    table.add_row("activation arena (lower bound)", f"{_kb(dev['arena_bytes'])} ({_kb(dev['activation_lower_bound_bytes'])})")
     table.add_row("device latency, median (p95)", f"{lat['median']:,.0f} ({lat['p95']:,.0f}) {lat['unit']}")
+    table.add_row(f"{lat['unit']} per MAC", f"{lat['median'] / dev['macs']:.2f} ({dev['macs']:,} MACs)")
     table.add_row("wire time per image", f"{result['wire_ms_per_image']:.1f} ms at {board.uart_baud} baud")
     return table
 
 
 def print_run(result: dict, board, console: Console | None = None) -> None:
-    (console or Console()).print(Group(accuracy_table(result), device_table(result, board)))
+    from .model_report import layer_table
+    layers = layer_table(result["layers"], f"layers of the device half · {result['backend']} backend · last image",
+                         result["device"]["latency"]["unit"])
+    (console or Console()).print(Group(accuracy_table(result), device_table(result, board), layers))

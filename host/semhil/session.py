@@ -17,11 +17,13 @@ from rich.progress import Progress
 from codec_train.data import load_dataset
 from codec_train.simulate import run_graph
 
+from .backends.graph import activation_lower_bound, total_macs
 from .boards import Board
 from .build import Firmware, build_firmware
 from .channel import IidChannel
 from .dut import BoardNotAnswering, Dut
 from .errors import SemhilError
+from .model_report import layer_rows
 from .runners import BoardProcess
 from .scoring import score
 
@@ -91,6 +93,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
             info = dut.wait_ready()
             check_firmware(info, bundle, board)
             records = collect_codes(dut, images, labels, expected, out_dir / "images.jsonl", progress)
+            layer_ticks = dut.layer_ticks()  # of the last image
     payloads = np.stack([np.frombuffer(bytes.fromhex(r["code"]), np.uint8) for r in records])
     latency = device_latency(np.array([r["ticks"] for r in records[min(options.warmup, len(records) - 1):]], float),
                              board, int(info["timer_hz"]))
@@ -104,7 +107,9 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
             "flash_bytes": firmware.memory.flash_bytes, "ram_static_bytes": firmware.memory.ram_static_bytes,
             "stack_peak_bytes": max(r["stack_peak_bytes"] for r in records), "arena_bytes": int(info["arena_bytes"]),
             "latency": {"unit": board.latency_unit, "median": float(np.median(latency)), "p95": float(np.percentile(latency, 95))},
+            "activation_lower_bound_bytes": activation_lower_bound(bundle.graph), "macs": total_macs(bundle.graph),
         },
+        "layers": layer_rows(bundle.graph, layer_ticks, float(device_latency(np.ones(1), board, int(info["timer_hz"]))[0])),
         "wire_ms_per_image": (images[0].size + code_bytes) * 10 / board.uart_baud * 1000,
         "results": rows,
         "task_accuracy": task_accuracy,

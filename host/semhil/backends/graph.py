@@ -1,0 +1,70 @@
+"""What both code generators need to know about a device graph: the bytes each layer reads and
+writes, its MACs and weight bytes, and the activation memory it cannot do with less than."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import SemhilError
+
+IN_PLACE_OPS = ("prelu", "energy_norm")  # float32, rewritten where they are
+FLOAT_OUTPUT_OPS = ("gdn", "prelu", "energy_norm")
+
+
+def elements(shape) -> int:
+    return int(np.prod(shape))
+
+
+def output_shape(layer: dict) -> list[int]:
+    return layer.get("out_shape") or layer.get("shape") or [layer.get("code_bytes", 0)]
+
+
+def output_bytes(layer: dict) -> int:
+    """Bytes a layer writes into the activation memory (the packer writes the caller's code buffer)."""
+    if layer["op"] == "pack":
+        return 0
+    return elements(output_shape(layer)) * (4 if layer["op"] in FLOAT_OUTPUT_OPS else 1)
+
+
+def scratch_bytes(layer: dict) -> int:
+    """K_CONV2D_SCRATCH_BYTES of device/kernels/kernels.h: two im2col columns of int16."""
+    if layer["op"] != "conv2d":
+        return 0
+    k = layer["kernel"][0] * layer["kernel"][1] * layer["in_shape"][2]
+    return 2 * 2 * ((k + 3) // 4 * 4)
+
+
+def macs(layer: dict) -> int:
+    if layer["op"] == "conv2d":
+        return layer["kernel"][0] * layer["kernel"][1] * layer["in_shape"][2] * elements(layer["out_shape"])
+    if layer["op"] == "gdn":
+        return elements(layer["shape"]) * layer["shape"][2]
+    return 0
+
+
+def weight_bytes(layer: dict) -> int:
+    if layer["op"] == "conv2d":
+        return len(layer["weight"]) + len(layer["bias"]) + 2 * len(layer["out_shift"])
+    return 4 * sum(len(layer.get(key, [])) for key in ("beta", "gamma", "alpha", "centres"))
+
+
+def steps(graph: dict) -> list[tuple[dict, int, int, int]]:
+    """Per layer: (layer, bytes read, bytes written, scratch bytes); in-place layers write nothing new."""
+    if "unsupported" in graph:
+        raise SemhilError(f"this bundle has no device graph for a board: {graph['unsupported']}")
+    read = elements(graph["input"]["shape"])
+    out = []
+    for layer in graph["layers"]:
+        written = 0 if layer["op"] in IN_PLACE_OPS else output_bytes(layer)
+        out.append((layer, read, written, scratch_bytes(layer)))
+        read = read if layer["op"] in IN_PLACE_OPS else written
+    return out
+
+
+def activation_lower_bound(graph: dict) -> int:
+    """The least activation memory any schedule of this graph needs: the largest input + output +
+    scratch of one layer (both must be live while it runs)."""
+    return max(read + written + scratch for _, read, written, scratch in steps(graph))
+
+
+def total_macs(graph: dict) -> int:
+    return sum(macs(layer) for layer in graph["layers"])

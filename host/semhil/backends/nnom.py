@@ -1,0 +1,199 @@
+"""C code for a device graph, nnom backend: NNoM's structured API (input_s, conv2d_s, maxpool_s,
+output_s) with the encoder's float tail, and ReLU6 where it clips, as lambda_s layers that call the
+standalone kernels. NNoM runs from a static buffer; a callback after each layer times it.
+
+NNoM's own ReLU6 (act_adv_relu with max 6) scales the limit by 2^(7 - dec) instead of 2^dec, so
+ReLU6 becomes a lambda layer whenever 6 is representable (dec <= 4) and plain act_relu otherwise."""
+from __future__ import annotations
+
+import math
+
+from ..errors import SemhilError
+from .graph import elements
+from .standalone import _floats, _ints, model_header
+
+TAIL_OPS = ("gdn", "prelu", "energy_norm", "quantize")
+SUPPORTED_OPS = ("conv2d", "maxpool", *TAIL_OPS, "crop", "pack")
+
+
+def _padding_type(layer: dict) -> str:
+    """NNoM's padding type giving the graph's padding and output size, or an error naming the layer."""
+    (ih, iw, _), (oh, ow, _) = layer["in_shape"], layer["out_shape"]
+    (kh, kw), (sh, sw), pad = layer["kernel"], layer["stride"], list(layer["padding"])
+    if pad == [(kh - 1) // 2, (kw - 1) // 2] and [oh, ow] == [math.ceil(ih / sh), math.ceil(iw / sw)]:
+        return "PADDING_SAME"
+    if pad == [0, 0] and [oh, ow] == [math.ceil((ih - kh + 1) / sh), math.ceil((iw - kw + 1) / sw)]:
+        return "PADDING_VALID"
+    raise SemhilError(f"layer {layer['name']}: padding {pad} with kernel {kh}x{kw} and stride {sh}x{sw} is neither NNoM's "
+                      "SAME (padding (k-1)/2, output ceil(in/stride)) nor VALID; use the standalone backend")
+
+
+def _tensor(name: str, data: str, dims, decs, qtype: str = "NNOM_QTYPE_PER_TENSOR") -> list[str]:
+    return [f"static const nnom_shape_data_t {name}_dim[] = {{{_ints(dims)}}};",
+            f"static const nnom_qformat_param_t {name}_dec[] = {{{_ints(decs)}}};",
+            f"static const nnom_qformat_param_t {name}_offset[] = {{{_ints([0] * len(decs))}}};",
+            f"static const nnom_tensor_t {name} = {{.p_data = (void *){data}, .dim = (nnom_shape_data_t *){name}_dim, "
+            f".q_dec = (nnom_qformat_param_t *){name}_dec, .q_offset = (nnom_qformat_param_t *){name}_offset, "
+            f".qtype = {qtype}, .num_dim = {len(dims)}, .bitwidth = 8}};"]
+
+
+def _conv(layer: dict, n: str) -> tuple[list[str], list[str], list[str]]:
+    """(static data, creation lines, layer names) of a conv and its activation."""
+    (kh, kw), (sh, sw) = layer["kernel"], layer["stride"]
+    oc = layer["out_shape"][2]
+    qtype = "NNOM_QTYPE_PER_AXIS" if layer["per_channel"] else "NNOM_QTYPE_PER_TENSOR"
+    per = (lambda v: v) if layer["per_channel"] else (lambda v: v[:1])  # noqa: E731
+    data = [f"static const int8_t {n}_w_data[] = {{{_ints(layer['weight'])}}};",
+            f"static const int8_t {n}_b_data[] = {{{_ints(layer['bias'])}}};",
+            *_tensor(f"{n}_w", f"{n}_w_data", [kh, kw, layer["in_shape"][2], oc], per(layer["w_dec"]), qtype),
+            *_tensor(f"{n}_b", f"{n}_b_data", [oc], per(layer["b_dec"]), qtype),
+            f"static const nnom_qformat_param_t {n}_out_shift[] = {{{_ints(per(layer['out_shift']))}}};",
+            f"static const nnom_qformat_param_t {n}_bias_shift[] = {{{_ints(per(layer['bias_shift']))}}};",
+            f'static const nnom_conv2d_config_t {n}_config = {{.super = {{.name = "{layer["name"]}"}}, .qtype = {qtype}, '
+            f".weight = (nnom_tensor_t *)&{n}_w, .bias = (nnom_tensor_t *)&{n}_b, "
+            f".output_shift = (nnom_qformat_param_t *){n}_out_shift, .bias_shift = (nnom_qformat_param_t *){n}_bias_shift, "
+            f".filter_size = {oc}, .kernel_size = {{{kh}, {kw}}}, .stride_size = {{{sh}, {sw}}}, .padding_size = {{0, 0}}, "
+            f".dilation_size = {{1, 1}}, .padding_type = {_padding_type(layer)}}};"]
+    create, names = [f"    ADD(conv2d_s(&{n}_config));"], [layer["name"]]
+    if layer["act"] == "relu" or (layer["act"] == "relu6" and layer["act_max"] == 127):
+        create.append("    ACTIVATE(act_relu());")
+    elif layer["act"] == "relu6":
+        data += [f"static const int8_t {n}_relu6_max = {layer['act_max']};",
+                 f'static const nnom_lambda_config_t {n}_relu6_config = {{.super = {{.name = "{layer["name"]}.relu6"}}, '
+                 f".run_func_name = relu6_run, .parameters = (void *)&{n}_relu6_max}};"]
+        create.append(f"    ADD(lambda_s(&{n}_relu6_config));")
+        names.append(f"{layer['name']}.relu6")
+    return data, create, names
+
+
+def _maxpool(layer: dict, n: str) -> list[str]:
+    (kh, kw), (sh, sw) = layer["kernel"], layer["stride"]
+    return [f'static const nnom_pool_config_t {n}_config = {{.super = {{.name = "{layer["name"]}"}}, '
+            f".padding_type = {_padding_type(layer)}, .output_shift = 0, .kernel_size = {{{kh}, {kw}}}, "
+            f".stride_size = {{{sh}, {sw}}}, .num_dim = 2}};"]
+
+
+def _tail(layers: dict[str, dict]) -> list[str]:
+    """The lambda layer of the encoder's float tail: int8 conv output in, int8 symbols out, float32 scratch
+    as the layer's computational buffer (so NNoM's memory planner accounts for it)."""
+    gdn, prelu, norm, quant = (layers[op] for op in TAIL_OPS)
+    h, w, c = gdn["shape"]
+    return [
+        f"static const float tail_beta[] = {{{_floats(gdn['beta'])}}};",
+        f"static const float tail_gamma[] = {{{_floats(gdn['gamma'])}}};",
+        f"static const float tail_alpha[] = {{{_floats(prelu['alpha'])}}};",
+        f"static const float tail_centres[] = {{{_floats(quant['centres'])}}};",
+        "static nnom_status_t tail_build(nnom_layer_t *layer)",
+        "{",
+        "    default_build(layer);",
+        "    layer->comp = nnom_mem(sizeof(nnom_buf_t));",
+        "    if (layer->comp == NULL)",
+        "        return NN_NO_MEMORY;",
+        "    layer->comp->type = NNOM_TENSOR_BUF_TEMP;",
+        f"    layer->comp->size = {4 * h * w * c};",
+        "    return NN_SUCCESS;",
+        "}",
+        "static nnom_status_t tail_run(nnom_layer_t *layer)",
+        "{",
+        "    float *x = (float *)layer->comp->mem->blk;",
+        f"    k_gdn_s8_f32((const int8_t *)layer->in->tensor->p_data, x, {h * w}, {c}, {gdn['in_dec']}, tail_beta, tail_gamma);",
+        f"    k_prelu_f32(x, {h * w}, {c}, tail_alpha);",
+        f"    k_energy_norm_f32(x, {h * w * c}, {_floats([norm['eps']])});",
+        f"    k_quantize_f32(x, (uint8_t *)layer->out->tensor->p_data, {h * w * c}, tail_centres, {len(quant['centres'])});",
+        "    return NN_SUCCESS;",
+        "}",
+        'static const nnom_lambda_config_t tail_config = {.super = {.name = "encoder.tail"}, .run_func_name = tail_run, '
+        ".build_func_name = tail_build};",
+    ]
+
+
+RELU6_RUN = """__attribute__((unused)) static nnom_status_t relu6_run(nnom_layer_t *layer)
+{
+    const int8_t max = *(const int8_t *)((nnom_lambda_layer_t *)layer)->parameters;
+    const int8_t *in = layer->in->tensor->p_data;
+    int8_t *out = layer->out->tensor->p_data;
+    for (uint32_t i = 0; i < tensor_size(layer->out->tensor); i++)
+        out[i] = in[i] < 0 ? 0 : (in[i] > max ? max : in[i]);
+    return NN_SUCCESS;
+}"""
+
+
+def generate(graph: dict, bundle_hash: str, arena_bytes: int = 1 << 20) -> dict[str, str]:
+    """model.h and model.c of the nnom backend; arena_bytes sizes NNoM's static buffer (build.py measures it)."""
+    if "unsupported" in graph:
+        raise SemhilError(f"this bundle has no device graph for a board: {graph['unsupported']}")
+    *body, pack = graph["layers"]
+    crop = body.pop() if body[-1]["op"] == "crop" else None
+    tail = {layer["op"]: layer for layer in body[-len(TAIL_OPS):]}
+    if list(tail) != list(TAIL_OPS):
+        raise SemhilError(f"the nnom backend expects the graph to end in {', '.join(TAIL_OPS)}[, crop], pack")
+    h, w, c = graph["input"]["shape"]
+    code_shape = graph["full_code_shape"]
+    data = [*_tensor("input", "input_data", [h, w, c], [graph["input"]["dec"]]),
+            'static const nnom_io_config_t input_config = {.super = {.name = "input"}, .tensor = (nnom_tensor_t *)&input};',
+            *_tensor("output", "symbols", code_shape, [0]),
+            'static const nnom_io_config_t output_config = {.super = {.name = "output"}, .tensor = (nnom_tensor_t *)&output};']
+    create, names = ["    ADD(input_s(&input_config));"], ["input"]
+    for i, layer in enumerate(body[:-len(TAIL_OPS)], start=1):
+        if layer["op"] == "conv2d":
+            layer_data, layer_create, layer_names = _conv(layer, f"l{i}")
+        elif layer["op"] == "maxpool":
+            layer_data, layer_create, layer_names = _maxpool(layer, f"l{i}"), [f"    ADD(maxpool_s(&l{i}_config));"], [layer["name"]]
+        else:
+            raise SemhilError(f"layer {layer['name']}: op {layer['op']!r} has no nnom layer (supported: {', '.join(SUPPORTED_OPS)})")
+        data += layer_data
+        create += layer_create
+        names += layer_names
+    data += _tail(tail)
+    create += ["    ADD(lambda_s(&tail_config));", "    ADD(output_s(&output_config));"]
+    names += ["encoder.tail", "output", "packer"]
+    n_symbols = elements(code_shape)
+    if crop:
+        (_, cw, cc), (oh, ow, _) = crop["in_shape"], crop["out_shape"]
+        send = [f"    k_crop_u8(symbols, {cw}, {cc}, {crop['top']}, {crop['left']}, {oh}, {ow}, cropped);",
+                f"    k_pack_bits(cropped, {pack['n_symbols']}, {pack['bits']}, code);"]
+        data.append(f"static uint8_t cropped[{pack['n_symbols']}];")
+    else:
+        send = [f"    k_pack_bits(symbols, {pack['n_symbols']}, {pack['bits']}, code);"]
+    source = "\n".join([
+        f"/* Generated by semhil from bundle {bundle_hash} for NNoM; do not edit. */",
+        '#include "model.h"', '#include "nnom.h"', '#include "layers/nnom_lambda.h"', '#include "kernels.h"',
+        '#include "th_port.h"', "",
+        "nnom_layer_t *lambda_s(const nnom_lambda_config_t *config); /* in nnom_lambda.c, declared in no NNoM header */", "",
+        f"static int8_t input_data[{h * w * c}];",
+        f"static uint8_t symbols[{n_symbols}];",
+        "static uint8_t nnom_arena[MODEL_ARENA_BYTES] __attribute__((aligned(8)));", "",
+        RELU6_RUN, "", *data, "",
+        f"const char *const device_half_layer_names[MODEL_LAYERS] = {{{', '.join(chr(34) + n + chr(34) for n in names)}}};",
+        "uint32_t device_half_layer_ticks[MODEL_LAYERS];",
+        "static nnom_model_t model;",
+        "static uint32_t layer_index;",
+        "static uint64_t layer_start;", "",
+        "static nnom_status_t layer_done(nnom_model_t *m, nnom_layer_t *layer)",
+        "{", "    (void)m, (void)layer;", "    const uint64_t now = th_timer_ticks();",
+        "    if (layer_index < MODEL_LAYERS)",
+        "        device_half_layer_ticks[layer_index++] = (uint32_t)(now - layer_start);",
+        "    layer_start = now;", "    return NN_SUCCESS;", "}", "",
+        "/* Creates each layer, hooks it to the one before; any NULL (NNoM out of static memory) stops it. */",
+        "#define ADD(created) do { nnom_layer_t *l = (created); if (l == NULL || (last = model.hook(l, last)) == NULL) "
+        "return -NN_NO_MEMORY; } while (0)",
+        "#define ACTIVATE(act) do { nnom_activation_t *a = (act); if (a == NULL || model.active(a, last) == NULL) "
+        "return -NN_NO_MEMORY; } while (0)", "",
+        "int device_half_init(void)", "{",
+        "    nnom_layer_t *first, *last = NULL;",
+        "    nnom_set_static_buf(nnom_arena, sizeof nnom_arena);",
+        "    if (new_model(&model) == NULL)", "        return -NN_NO_MEMORY;",
+        "    if ((first = input_s(&input_config)) == NULL)", "        return -NN_NO_MEMORY;",
+        "    last = first;",
+        *create[1:],
+        "    const nnom_status_t status = model_compile(&model, first, last);",
+        "    if (status != NN_SUCCESS)", "        return -status;",
+        "    model_set_callback(&model, layer_done);", "    return 0;", "}", "",
+        "uint32_t device_half_arena_bytes(void)", "{", "    return (uint32_t)nnom_mem_stat();", "}", "",
+        "void device_half_run(const uint8_t *image, uint8_t *code)", "{",
+        "    layer_index = 0;", "    layer_start = th_timer_ticks();",
+        f"    k_pixels_to_s8(image, input_data, {h * w * c});",
+        "    model_run(&model);",
+        *send,
+        "    device_half_layer_ticks[MODEL_LAYERS - 1] = (uint32_t)(th_timer_ticks() - layer_start);", "}", ""])
+    return {"model.h": model_header(graph, bundle_hash, "nnom", arena_bytes, len(names)), "model.c": source}

@@ -1,0 +1,51 @@
+"""`semhil bench kernels`: the device half's cost per MAC on one board, per backend, in one run."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from rich.table import Table
+
+from .boards import load_board
+from .session import RunOptions, run_on_board
+
+
+def run_kernel_bench(bundle_path: Path | None, board_name: str, images: int, json_path: Path | None, console, progress_bar) -> dict:
+    from codec_train.bundle import load_bundle
+    from codec_train.train import PRESETS, cached_bundle
+    from .paths import RUNS_DIR
+    board = load_board(board_name)
+    backends = ["standalone"] + (["nnom"] if os.environ.get("NNOM_HOME") else [])
+    if "nnom" not in backends:
+        console.print("NNOM_HOME is not set: measuring the standalone backend only (see README, NNoM)")
+    with progress_bar() as progress:
+        bundle = load_bundle(bundle_path) if bundle_path else cached_bundle(PRESETS["demo"], RUNS_DIR, "demo", progress)
+        runs = {backend: run_on_board(bundle, board, RunOptions(n_images=images, bers=(0.0,), backend=backend), progress=progress)
+                for backend in backends}
+    figures = {}
+    for backend, result in runs.items():
+        device = result["device"]
+        figures[backend] = {"latency_median": device["latency"]["median"], "unit": device["latency"]["unit"], "macs": device["macs"],
+                            "per_mac": device["latency"]["median"] / device["macs"], "arena_bytes": device["arena_bytes"],
+                            "stack_peak_bytes": device["stack_peak_bytes"],
+                            "peak_ram_bytes": device["arena_bytes"] + device["stack_peak_bytes"],
+                            "activation_lower_bound_bytes": device["activation_lower_bound_bytes"],
+                            "flash_bytes": device["flash_bytes"], "bit_exact_fraction": result["bit_exact_fraction"],
+                            "layers": result["layers"]}
+    unit = figures["standalone"]["unit"]
+    table = Table(title=f"device half of bundle {bundle.hash} on {board.name}, median of {images} images")
+    for name in ("backend", f"{unit}", "MACs", f"{unit}/MAC", "arena + stack peak", "lower bound", "flash", "bit-exact"):
+        table.add_column(name, justify="left" if name == "backend" else "right")
+    for backend, f in figures.items():
+        table.add_row(backend, f"{f['latency_median']:,.0f}", f"{f['macs']:,}", f"{f['per_mac']:.2f}",
+                      f"{f['arena_bytes']:,} + {f['stack_peak_bytes']:,} B", f"{f['activation_lower_bound_bytes']:,} B",
+                      f"{f['flash_bytes']:,} B", f"{f['bit_exact_fraction'] * 100:.0f} %")
+    out = {"board": board.name, "bundle_hash": bundle.hash, "images": images, "backends": figures}
+    if "nnom" in figures:
+        out["standalone_over_nnom"] = figures["standalone"]["per_mac"] / figures["nnom"]["per_mac"]
+        table.caption = f"standalone / NNoM local backend: {out['standalone_over_nnom']:.2f}x the {unit} per MAC"
+    console.print(table)
+    if json_path:
+        json_path.write_text(json.dumps(out, indent=2))
+    return out
