@@ -275,7 +275,7 @@ def write_folder(root, val="val", shape=(10, 12, 3)):
 
 
 def by_content(x, y):
-    return {img.tobytes(): int(label) for img, label in zip(x, y)}
+    return {img.tobytes(): int(label) for img, label in zip(x, y, strict=True)}
 
 
 @pytest.mark.parametrize("val", ["val", "test"])
@@ -314,7 +314,7 @@ def test_folder_jpeg_sizes_and_resizing(tmp_path):
     (tmp_path / "train" / "b" / "notes.txt").write_text("not an image")
     data = load_dataset(f"folder:{tmp_path}")
     assert data.x_train.shape == (3, 10, 16, 3) and data.x_test.shape == (1, 10, 16, 3)
-    colours = sorted((int(label), tuple(int(v) for v in img[5, 8])) for img, label in zip(data.x_train, data.y_train))
+    colours = sorted((int(label), tuple(int(v) for v in img[5, 8])) for img, label in zip(data.x_train, data.y_train, strict=True))
     assert [label for label, _ in colours] == [0, 1, 1] and colours[0][1] == (200, 200, 200)  # PNG: exact
     assert max(np.abs(np.subtract(colours[1][1], (30, 90, 150))).max(), np.abs(np.subtract(colours[2][1], 60)).max()) <= 3
     assert np.abs(data.x_test.astype(int) - 10).max() <= 3

@@ -33,13 +33,22 @@ void k_pixels_to_s8(const uint8_t *pixels, int8_t *out, uint32_t n)
 
 static inline int8_t activation(int32_t acc, uint8_t shift, int8_t lo, int8_t hi)
 {
-    const int8_t v = sat8(acc >> shift);
-    return v < lo ? lo : (v > hi ? hi : v);
+#if defined(__ARM_FEATURE_DSP)
+    const int32_t v = __ssat(acc >> shift, 8);
+#else
+    const int32_t v = sat8(acc >> shift);
+#endif
+    return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }
 
-static inline int32_t bias_and_round(const k_conv2d_t *l, int oc)
+static inline int32_t bias_and_round(const k_conv2d_t *l, uint32_t oc)
 {
     return ((int32_t)l->bias[oc] << l->bias_shift[oc]) + (int32_t)((1u << l->out_shift[oc]) >> 1);
+}
+
+static inline uint32_t k4_of(const k_conv2d_t *l)
+{
+    return K_CONV2D_K4((uint32_t)l->kernel_h, (uint32_t)l->kernel_w, (uint32_t)l->in_c);
 }
 
 #if K_DSP
@@ -51,24 +60,40 @@ static inline uint32_t read32(const void *p)
     return v;
 }
 
-static inline uint32_t ror8(uint32_t v)
+/* __sxtb16(v ror 8): bytes 1 and 3 sign-extended to halfwords, one instruction with the rotation. */
+static inline int32_t sxtb16_ror8(uint32_t v)
 {
-    return (v >> 8) | (v << 24);
+#if defined(__ARM_FEATURE_DSP)
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return __sxtb16((v >> 8) | (v << 24));
+#endif
 }
 
-/* Position of im2col element k: in each group of 4 the values sit as x0 x2 x1 x3, the order in
- * which __sxtb16 splits 4 packed weights into [w0 w2] and [w1 w3]. */
-static inline uint32_t slot(uint32_t k)
+/* Scratch layout: for each group of 4 values, 8 halfwords: pixel 0 then pixel 1, each as x0 x2 x1 x3,
+ * the order in which __sxtb16 splits 4 packed weights into [w0 w2] and [w1 w3]. */
+static inline uint32_t slot(uint32_t k, uint32_t pixel)
 {
     static const uint8_t in_group[4] = {0, 2, 1, 3};
-    return (k & ~3u) + in_group[k & 3u];
+    return 8u * (k >> 2) + 4u * pixel + in_group[k & 3u];
 }
 
 /* The receptive field of output pixel (oy, ox) as 16-bit values, zeros where it overhangs. */
-static void im2col(const k_conv2d_t *l, const int8_t *in, int oy, int ox, int16_t *col)
+static void im2col(const k_conv2d_t *l, const int8_t *in, int oy, int ox, int16_t *col, uint32_t pixel)
 {
     const int y0 = oy * l->stride_h - l->pad_h, x0 = ox * l->stride_w - l->pad_w;
     uint32_t k = 0;
+    if (l->in_c % 4 != 0 && y0 >= 0 && x0 >= 0 && y0 + l->kernel_h <= l->in_h && x0 + l->kernel_w <= l->in_w) {
+        const uint32_t row_values = (uint32_t)l->kernel_w * l->in_c; /* the window lies inside: rows are contiguous */
+        for (int ky = 0; ky < l->kernel_h; ky++, k += row_values) {
+            const int8_t *row = in + ((uint32_t)(y0 + ky) * l->in_w + (uint32_t)x0) * l->in_c;
+            for (uint32_t c = 0; c < row_values; c++)
+                col[slot(k + c, pixel)] = row[c];
+        }
+        return;
+    }
     for (int ky = 0; ky < l->kernel_h; ky++) {
         for (int kx = 0; kx < l->kernel_w; kx++, k += l->in_c) {
             const int y = y0 + ky, x = x0 + kx;
@@ -77,69 +102,65 @@ static void im2col(const k_conv2d_t *l, const int8_t *in, int oy, int ox, int16_
             if (l->in_c % 4 == 0) { /* whole groups: one word in, two out */
                 for (uint32_t c = 0; c < l->in_c; c += 4) {
                     const uint32_t v = inside ? read32(px + c) : 0;
-                    const int32_t even = __sxtb16(v), odd = __sxtb16(ror8(v));
-                    memcpy(col + k + c, &even, 4);
-                    memcpy(col + k + c + 2, &odd, 4);
+                    const int32_t even = __sxtb16(v), odd = sxtb16_ror8(v);
+                    int16_t *dst = col + slot(k + c, pixel);
+                    memcpy(dst, &even, 4);
+                    memcpy(dst + 2, &odd, 4);
                 }
             } else {
                 for (uint32_t c = 0; c < l->in_c; c++)
-                    col[slot(k + c)] = inside ? px[c] : 0;
+                    col[slot(k + c, pixel)] = inside ? px[c] : 0;
             }
         }
     }
 }
 
-/* acc[2 * i + j] += weights of channel i (w0, w1) . column j (c0, c1), K values each. */
-static void mac_2x2(const int8_t *w0, const int8_t *w1, const int16_t *c0, const int16_t *c1, uint32_t K, int32_t acc[4])
+/* acc[2 * i + j] += channel i of the packed pair w . pixel j of col, over `groups` groups of 4. */
+static void mac_2x2(const int8_t *w, const int16_t *col, uint32_t groups, int32_t acc[4])
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-    uint32_t k = 0;
-    for (; k + 4 <= K; k += 4) {
-        const uint32_t wa = read32(w0 + k), wb = read32(w1 + k);
-        const int32_t w0e = __sxtb16(wa), w0o = __sxtb16(ror8(wa));
-        const int32_t w1e = __sxtb16(wb), w1o = __sxtb16(ror8(wb));
-        const int32_t x0e = (int32_t)read32(c0 + k), x0o = (int32_t)read32(c0 + k + 2);
-        const int32_t x1e = (int32_t)read32(c1 + k), x1o = (int32_t)read32(c1 + k + 2);
-        a00 = __smlad(w0e, x0e, a00);
-        a00 = __smlad(w0o, x0o, a00);
-        a01 = __smlad(w0e, x1e, a01);
-        a01 = __smlad(w0o, x1o, a01);
-        a10 = __smlad(w1e, x0e, a10);
-        a10 = __smlad(w1o, x0o, a10);
-        a11 = __smlad(w1e, x1e, a11);
-        a11 = __smlad(w1o, x1o, a11);
-    }
-    for (; k < K; k++) {
-        const int32_t x0 = c0[slot(k)], x1 = c1[slot(k)];
-        a00 += w0[k] * x0;
-        a01 += w0[k] * x1;
-        a10 += w1[k] * x0;
-        a11 += w1[k] * x1;
-    }
+    do {
+        const uint32_t wa = read32(w), wb = read32(w + 4);
+        const int32_t x0e = (int32_t)read32(col), x0o = (int32_t)read32(col + 2);
+        const int32_t x1e = (int32_t)read32(col + 4), x1o = (int32_t)read32(col + 6);
+        w += 8;
+        col += 8;
+        int32_t we = __sxtb16(wa), wo = sxtb16_ror8(wa);
+        a00 = __smlad(we, x0e, a00);
+        a00 = __smlad(wo, x0o, a00);
+        a01 = __smlad(we, x1e, a01);
+        a01 = __smlad(wo, x1o, a01);
+        we = __sxtb16(wb);
+        wo = sxtb16_ror8(wb);
+        a10 = __smlad(we, x0e, a10);
+        a10 = __smlad(wo, x0o, a10);
+        a11 = __smlad(we, x1e, a11);
+        a11 = __smlad(wo, x1o, a11);
+    } while (--groups);
     acc[0] = a00, acc[1] = a01, acc[2] = a10, acc[3] = a11;
 }
 
-/* Two output pixels by two channels at a time; an odd last pixel or channel is computed twice
- * over and written once. */
+/* Two output pixels by two channels at a time; an odd last pixel is computed twice and written once,
+ * an odd last channel meets the zero row of its pair. */
 void k_conv2d_s8(const k_conv2d_t *l, const int8_t *in, int8_t *out, int16_t *scratch)
 {
-    const uint32_t K = (uint32_t)l->kernel_h * l->kernel_w * l->in_c, pixels = (uint32_t)l->out_h * l->out_w;
-    int16_t *const col0 = scratch, *const col1 = scratch + ((K + 3u) & ~3u);
+    const uint32_t k4 = k4_of(l), pixels = (uint32_t)l->out_h * l->out_w;
+    memset(scratch, 0, 2u * 2u * k4); /* the padding of the last group stays zero */
     for (uint32_t p = 0; p < pixels; p += 2) {
-        const int pair = p + 1 < pixels;
-        im2col(l, in, (int)(p / l->out_w), (int)(p % l->out_w), col0);
-        if (pair)
-            im2col(l, in, (int)((p + 1) / l->out_w), (int)((p + 1) % l->out_w), col1);
-        int8_t *const o0 = out + p * l->out_c, *const o1 = o0 + l->out_c;
+        const uint32_t p1 = p + 1 < pixels ? p + 1 : p;
+        im2col(l, in, (int)(p / l->out_w), (int)(p % l->out_w), scratch, 0);
+        im2col(l, in, (int)(p1 / l->out_w), (int)(p1 % l->out_w), scratch, 1);
+        int8_t *const o0 = out + p * l->out_c, *const o1 = out + p1 * l->out_c;
         for (uint32_t oc = 0; oc < l->out_c; oc += 2) {
-            const uint32_t oc1 = oc + 1 < l->out_c ? oc + 1 : oc;
-            int32_t acc[4] = {bias_and_round(l, oc), bias_and_round(l, oc), bias_and_round(l, oc1), bias_and_round(l, oc1)};
-            mac_2x2(l->weight + oc * K, l->weight + oc1 * K, col0, pair ? col1 : col0, K, acc);
+            const int second = oc + 1 < l->out_c;
+            const int32_t b0 = bias_and_round(l, oc), b1 = second ? bias_and_round(l, oc + 1) : 0;
+            int32_t acc[4] = {b0, b0, b1, b1};
+            mac_2x2(l->weight + oc * k4, scratch, k4 / 4u, acc);
             o0[oc] = activation(acc[0], l->out_shift[oc], l->act_min, l->act_max);
-            o0[oc1] = activation(acc[2], l->out_shift[oc1], l->act_min, l->act_max);
-            if (pair) {
-                o1[oc] = activation(acc[1], l->out_shift[oc], l->act_min, l->act_max);
-                o1[oc1] = activation(acc[3], l->out_shift[oc1], l->act_min, l->act_max);
+            o1[oc] = activation(acc[1], l->out_shift[oc], l->act_min, l->act_max);
+            if (second) {
+                o0[oc + 1] = activation(acc[2], l->out_shift[oc + 1], l->act_min, l->act_max);
+                o1[oc + 1] = activation(acc[3], l->out_shift[oc + 1], l->act_min, l->act_max);
             }
         }
     }
@@ -147,29 +168,31 @@ void k_conv2d_s8(const k_conv2d_t *l, const int8_t *in, int8_t *out, int16_t *sc
 
 #else
 
+/* Weight k of channel oc in the packed layout. */
+static inline int32_t packed_weight(const k_conv2d_t *l, uint32_t k4, uint32_t oc, uint32_t k)
+{
+    return l->weight[(oc / 2u) * 2u * k4 + (k / 4u) * 8u + (oc % 2u) * 4u + k % 4u];
+}
+
 void k_conv2d_s8(const k_conv2d_t *l, const int8_t *in, int8_t *out, int16_t *scratch)
 {
     (void)scratch;
+    const uint32_t k4 = k4_of(l);
     for (int oy = 0; oy < l->out_h; oy++) {
         for (int ox = 0; ox < l->out_w; ox++) {
             const int y0 = oy * l->stride_h - l->pad_h;
             const int x0 = ox * l->stride_w - l->pad_w;
-            for (int oc = 0; oc < l->out_c; oc++) {
+            for (uint32_t oc = 0; oc < l->out_c; oc++) {
                 int32_t acc = bias_and_round(l, oc);
-                const int8_t *w = l->weight + (uint32_t)oc * l->kernel_h * l->kernel_w * l->in_c;
+                uint32_t k = 0;
                 for (int ky = 0; ky < l->kernel_h; ky++) {
-                    const int y = y0 + ky;
-                    if (y < 0 || y >= l->in_h) {
-                        w += l->kernel_w * l->in_c;
-                        continue;
-                    }
-                    for (int kx = 0; kx < l->kernel_w; kx++, w += l->in_c) {
-                        const int x = x0 + kx;
-                        if (x < 0 || x >= l->in_w)
+                    for (int kx = 0; kx < l->kernel_w; kx++, k += l->in_c) {
+                        const int y = y0 + ky, x = x0 + kx;
+                        if (y < 0 || y >= l->in_h || x < 0 || x >= l->in_w)
                             continue;
-                        const int8_t *px = in + ((uint32_t)y * l->in_w + x) * l->in_c;
-                        for (int c = 0; c < l->in_c; c++)
-                            acc += (int32_t)px[c] * w[c];
+                        const int8_t *px = in + ((uint32_t)y * l->in_w + (uint32_t)x) * l->in_c;
+                        for (uint32_t c = 0; c < l->in_c; c++)
+                            acc += (int32_t)px[c] * packed_weight(l, k4, oc, k + c);
                     }
                 }
                 out[((uint32_t)oy * l->out_w + ox) * l->out_c + oc] = activation(acc, l->out_shift[oc], l->act_min, l->act_max);

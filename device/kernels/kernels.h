@@ -14,7 +14,7 @@ typedef struct {
     uint16_t out_h, out_w, out_c;
     uint8_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
     int8_t act_min, act_max;    /* the activation as a clamp: none -128..127, ReLU 0..127, ReLU6 0..6 */
-    const int8_t *weight;       /* [out][kh][kw][in] */
+    const int8_t *weight;       /* packed, see K_CONV2D_WEIGHT_BYTES */
     const int8_t *bias;         /* [out] */
     const uint8_t *bias_shift;  /* [out] (all equal when the layer is quantized per tensor) */
     const uint8_t *out_shift;   /* [out] */
@@ -27,6 +27,12 @@ typedef struct {
 
 /* uint8 pixels to int8 with 7 fractional bits (pixel / 256). */
 void k_pixels_to_s8(const uint8_t *pixels, int8_t *out, uint32_t n);
+
+/* Weights are packed for SMLAD: each row (one output channel, [kh][kw][in] order) is padded with
+ * zeros to K4 = kh*kw*in rounded up to 4; channels go in pairs (an odd last one with a zero row);
+ * each pair holds, for every group of 4 values, 4 bytes of its first channel then 4 of its second. */
+#define K_CONV2D_K4(kernel_h, kernel_w, in_c) ((((kernel_h) * (kernel_w) * (in_c)) + 3u) & ~3u)
+#define K_CONV2D_WEIGHT_BYTES(kernel_h, kernel_w, in_c, out_c) (((out_c) + 1u) / 2u * 2u * K_CONV2D_K4(kernel_h, kernel_w, in_c))
 
 /* Bytes of scratch k_conv2d_s8 needs: two im2col columns of 16-bit values, rounded up to 4 values. */
 #define K_CONV2D_SCRATCH_BYTES(kernel_h, kernel_w, in_c) (2u * 2u * (((kernel_h) * (kernel_w) * (in_c) + 3u) & ~3u))

@@ -43,7 +43,7 @@ def macs(layer: dict) -> int:
 
 def weight_bytes(layer: dict) -> int:
     if layer["op"] == "conv2d":
-        return len(layer["weight"]) + len(layer["bias"]) + 2 * len(layer["out_shift"])
+        return len(layer["weight"]) + len(layer["bias"]) + 2 * len(layer["out_shift"])  # as in the graph (NNoM's layout)
     return 4 * sum(len(layer.get(key, [])) for key in ("beta", "gamma", "alpha", "centres"))
 
 

@@ -47,13 +47,23 @@ def arena_plan(graph: dict) -> tuple[int, list[tuple[dict, int, int, int]]]:
     return size, plan
 
 
+def packed_weights(layer: dict) -> np.ndarray:
+    """The conv's weights in the standalone kernel's layout (K_CONV2D_WEIGHT_BYTES in kernels.h): rows
+    padded to a multiple of 4, channels in pairs, 4 values of one channel then 4 of the other."""
+    (kh, kw), ic, oc = layer["kernel"], layer["in_shape"][2], layer["out_shape"][2]
+    k, k4 = kh * kw * ic, _align(kh * kw * ic)
+    w = np.zeros(((oc + 1) // 2 * 2, k4), np.int8)
+    w[:oc, :k] = np.asarray(layer["weight"], np.int8).reshape(oc, k)
+    return w.reshape(-1, 2, k4 // 4, 4).transpose(0, 2, 1, 3).ravel()
+
+
 def _layer_code(layer: dict, name: str, src: str, dst: str, scratch: str) -> tuple[list[str], str]:
     """(static data, the call) of one layer."""
     op = layer["op"]
     if op == "conv2d":
         (ih, iw, ic), (oh, ow, oc) = layer["in_shape"], layer["out_shape"]
         (kh, kw), (sh, sw), (ph, pw) = layer["kernel"], layer["stride"], layer["padding"]
-        data = [f"static const int8_t {name}_w[] = {{{_ints(layer['weight'])}}};",
+        data = [f"static const int8_t {name}_w[] = {{{_ints(packed_weights(layer))}}};",
                 f"static const int8_t {name}_b[] = {{{_ints(layer['bias'])}}};",
                 f"static const uint8_t {name}_bias_shift[] = {{{_ints(layer['bias_shift'])}}};",
                 f"static const uint8_t {name}_out_shift[] = {{{_ints(layer['out_shift'])}}};",
