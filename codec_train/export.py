@@ -25,29 +25,12 @@ from .codes import code_bytes
 from .crop import crop_box
 from .data import to_float
 from .models import ENERGY_EPS
-from .simulate import GRAPH_FORMAT, run_layers
+from .qformat import activation_dec, conv_formats, quantize
+from .simulate import GRAPH_FORMAT
 
 INPUT_DEC = 7  # the device takes pixel >> 1 as int8, i.e. pixel / 256
 ACTIVATIONS = {nn.ReLU: "relu", nn.ReLU6: "relu6"}
 SUPPORTED_STEM = "Conv2d (groups=1, dilation=1, zero padding), BatchNorm2d after a Conv2d, ReLU, ReLU6, MaxPool2d"
-
-
-def dec_bits(max_abs: float) -> int:
-    """NNoM's fractional bits for a tensor whose largest magnitude is max_abs."""
-    return 7 if max_abs <= 0 else 7 - math.ceil(math.log2(max_abs))
-
-
-def quantize(values: np.ndarray, dec) -> np.ndarray:
-    return np.clip(np.round(values * np.exp2(dec)), -128, 127).astype(np.int8)
-
-
-def activation_dec(values: np.ndarray, max_dec: int, error=None) -> int:
-    """Fractional bits for an activation: of NNoM's max-based choice and up to 3 more bits (which
-    saturate the rare largest values), the one with the least error on calibration data (by default
-    the quantization's mean squared error)."""
-    base = min(dec_bits(float(np.abs(values).max())), max_dec)
-    error = error or (lambda d: float(np.mean((quantize(values, d).astype(np.float32) * 2.0 ** -d - values) ** 2)))
-    return min(range(base, min(base + 3, max_dec) + 1), key=error)
 
 
 def _f32(values) -> list[float]:
@@ -66,18 +49,15 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[np.ndarr
 
 
 def _conv_layer(name: str, conv: nn.Conv2d, w: np.ndarray, b: np.ndarray, act: str, in_shape, in_dec: int,
-                out_float: np.ndarray) -> dict:
-    """One int8 conv; out_float (N, H, W, C) is the float output (after the activation) on calibration data."""
+                out_float: np.ndarray, out_dec: int | None = None) -> dict:
+    """One int8 conv; out_float (N, H, W, C) is the float output (after the activation) on calibration
+    data, which calibrates the output format unless training fixed it (out_dec)."""
     if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         raise SemhilError(f"cannot export layer {name}: supported are {SUPPORTED_STEM}")
     w = w.transpose(0, 2, 3, 1)  # [out][kh][kw][in]
-    w_dec = np.array([dec_bits(float(np.abs(wc).max())) for wc in w])
-    per_channel = bool(np.any(w_dec != w_dec[0]))
-    if per_channel:
-        b_dec = np.minimum([dec_bits(abs(float(v))) for v in b], in_dec + w_dec)
-    else:  # one format for the whole tensor, as NNoM's NNOM_QTYPE_PER_TENSOR reads only the first shift
-        b_dec = np.full_like(w_dec, min(dec_bits(float(np.abs(b).max())), in_dec + int(w_dec[0])))
-    out_dec = activation_dec(out_float, in_dec + int(w_dec.min()))
+    w_dec, b_dec, per_channel = conv_formats(w, b, in_dec)
+    if out_dec is None:
+        out_dec = activation_dec(out_float, in_dec + int(w_dec.min()))
     h, wd, c = out_float.shape[1:]
     act_max = min(127, math.floor(6 * 2.0 ** out_dec)) if act == "relu6" else 127
     return {
@@ -129,13 +109,15 @@ def _nhwc(x: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def export_device_graph(task, codec, calibration_images: np.ndarray) -> dict:
-    """Quantize the device half, calibrating activation scales on `calibration_images` (uint8 NHWC)."""
+def export_stem(task, calibration_images: np.ndarray, out_dec: int | None = None) -> tuple[list[dict], torch.Tensor]:
+    """The stem's int8 layers and its float output on `calibration_images` (uint8 NHWC); out_dec,
+    when given, is the format of the stem's last conv (the one training fixed)."""
     x = to_float(calibration_images)
-    q = (calibration_images >> 1).astype(np.int8)
     shape, dec = list(calibration_images.shape[1:]), INPUT_DEC
+    stages = _stem_stages(task.stem)
+    last_conv = max(i for i, stage in enumerate(stages) if isinstance(stage[1], nn.Conv2d))
     layers = []
-    for name, module, bn, act in _stem_stages(task.stem):
+    for i, (name, module, bn, act) in enumerate(stages):
         if isinstance(module, nn.MaxPool2d):
             x = module(x)
             layers.append(_maxpool_layer(name, module, shape, dec, _nhwc(x).shape[1:]))
@@ -143,22 +125,23 @@ def export_device_graph(task, codec, calibration_images: np.ndarray) -> dict:
             w, b = fold_batchnorm(module, bn)
             x = nn.functional.conv2d(x, torch.from_numpy(w), torch.from_numpy(b), module.stride, module.padding)
             x = torch.relu(x) if act == "relu" else torch.clamp(x, 0, 6) if act == "relu6" else x
-            layers.append(_conv_layer(name, module, w, b, act, shape, dec, _nhwc(x)))
-        q = run_layers(layers[-1:], q)
+            layers.append(_conv_layer(name, module, w, b, act, shape, dec, _nhwc(x), out_dec if i == last_conv else None))
         shape, dec = layers[-1]["out_shape"], layers[-1].get("out_dec", dec)
+    return layers, x
+
+
+@torch.no_grad()
+def export_device_graph(task, codec, calibration_images: np.ndarray) -> dict:
+    """Quantize the device half, calibrating activation formats on `calibration_images` (uint8 NHWC)
+    where training did not fix them (codec.encoder.input_quant and conv_quant)."""
     enc = codec.encoder
-    conv = _conv_layer("encoder.conv", enc.conv, *fold_batchnorm(enc.conv, None), "none", shape, dec, _nhwc(enc.conv(x)))
+    fixed = lambda fq: int(fq.dec) if bool(fq.enabled) else None  # noqa: E731
+    layers, x = export_stem(task, calibration_images, fixed(enc.input_quant))
+    shape, dec = layers[-1]["out_shape"], next(layer["out_dec"] for layer in reversed(layers) if layer["op"] == "conv2d")
+    conv = _conv_layer("encoder.conv", enc.conv, *fold_batchnorm(enc.conv, None), "none", shape, dec, _nhwc(enc.conv(x)),
+                       fixed(enc.conv_quant))
     tail = _encoder_tail(codec, shape)
-    float_symbols = _float_symbols(codec, x)
-
-    def with_out_dec(out_dec: int) -> list[dict]:
-        """The encoder conv and tail with the conv's output format set to out_dec."""
-        shifts = [conv["in_dec"] + w_dec - out_dec for w_dec in conv["w_dec"]]
-        return [{**conv, "out_dec": out_dec, "out_shift": shifts}, {**tail[0], "in_dec": out_dec}, *tail[1:]]
-
-    # the encoder conv's output format is chosen for symbol agreement with the float encoder
-    disagreement = lambda d: float(np.mean(run_layers(with_out_dec(d), q) != float_symbols))  # noqa: E731
-    conv, *tail = with_out_dec(activation_dec(_nhwc(enc.conv(x)), conv["in_dec"] + min(conv["w_dec"]), disagreement))
+    tail[0]["in_dec"] = conv["out_dec"]
     code_shape = conv["out_shape"]
     sent_shape = list(codec.shape.sent_shape)
     n_symbols = int(np.prod(sent_shape))
@@ -177,6 +160,25 @@ def export_device_graph(task, codec, calibration_images: np.ndarray) -> dict:
     }
 
 
+@torch.no_grad()
+def round_stem_to_int8(task, stem_layers: list[dict]) -> None:
+    """Sets the stem's convs (BatchNorm folded in) to the int8 weights and biases of stem_layers, so
+    that the float stem computes what the board computes, up to the output rounding (FakeQuant)."""
+    convs = [stage for stage in _stem_stages(task.stem) if isinstance(stage[1], nn.Conv2d)]
+    for (_, conv, bn, _), layer in zip(convs, (layer for layer in stem_layers if layer["op"] == "conv2d"), strict=True):
+        oc, kh, kw, ic = conv.out_channels, *conv.kernel_size, conv.in_channels
+        w = np.asarray(layer["weight"], np.float32).reshape(oc, kh, kw, ic) * np.exp2(-np.asarray(layer["w_dec"]))[:, None, None, None]
+        b = np.asarray(layer["bias"], np.float32) * np.exp2(-np.asarray(layer["b_dec"], np.float32))
+        conv.weight.copy_(torch.from_numpy(w.transpose(0, 3, 1, 2)))
+        if bn is not None:  # the bias moves to the BatchNorm, which becomes the identity
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(torch.from_numpy(b) - (conv.bias if conv.bias is not None else 0))
+        elif conv.bias is not None:
+            conv.bias.copy_(torch.from_numpy(b))
+
+
 def _encoder_tail(codec, feature_shape) -> list[dict]:
     """GDN, PReLU, energy normalisation and the quantizer, float32 on the device (in_dec set later)."""
     enc = codec.encoder
@@ -191,6 +193,3 @@ def _encoder_tail(codec, feature_shape) -> list[dict]:
     ]
 
 
-def _float_symbols(codec, feature: torch.Tensor) -> np.ndarray:
-    """Full-size (uncropped) symbols of the float encoder: what the int8 graph should reproduce."""
-    return codec.encoder.quantizer(codec.encoder.analysis(feature))[1].numpy().astype(np.uint8)

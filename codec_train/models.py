@@ -9,6 +9,7 @@ from torch import nn
 
 from .crop import centre_crop, reflect_restore
 from .layers import GDN, BerAttention, SoftQuantizer
+from .qformat import FakeQuant, int8_conv_params
 
 ENERGY_EPS = 1e-6
 
@@ -49,14 +50,22 @@ class SemanticEncoder(nn.Module):
 
     def __init__(self, shape: CodecShape):
         super().__init__()
+        self.input_quant = FakeQuant()  # the stem's int8 output format, once training fixes it
         self.conv = nn.Conv2d(shape.feature_channels, shape.code_channels, 4, stride=4)
+        self.conv_quant = FakeQuant()   # the conv's int8 output format; with it the conv's weights are rounded too
         self.gdn = GDN(shape.code_channels)
         self.prelu = nn.PReLU(shape.code_channels, init=0.25)
         self.quantizer = SoftQuantizer(shape.bits)
 
     def analysis(self, feature: torch.Tensor) -> torch.Tensor:
         """Everything before the quantizer, in NHWC order so the last axis meets the centres."""
-        y = self.prelu(self.gdn(self.conv(feature)))
+        x = self.input_quant(feature)
+        if bool(self.conv_quant.enabled):
+            weight, bias = int8_conv_params(self.conv, int(self.input_quant.dec))
+            x = nn.functional.conv2d(x, weight, bias, self.conv.stride)
+        else:
+            x = self.conv(x)
+        y = self.prelu(self.gdn(self.conv_quant(x)))
         y = y / torch.sqrt((y * y).mean(dim=(1, 2, 3), keepdim=True) + ENERGY_EPS)
         return y.permute(0, 2, 3, 1)
 

@@ -27,14 +27,15 @@ from semhil.errors import SemhilError
 from .data import Dataset, load_dataset, to_float
 from .codes import pack_symbols
 from .edge import predict_through_channel
-from .export import export_device_graph
+from .export import export_device_graph, export_stem, round_stem_to_int8
+from .qformat import activation_dec, conv_formats
 from .checkpoint import Checkpoint
 from .distributed import average_gradients, barrier, is_main, shard
 from .losses import attributions, distillation, usage_divergence, xai_asymmetry
 from .models import CodecShape, SemanticCodec
 from .tasks import SplitModel, build_task, stem_shape
 
-FORMAT_VERSION = 3  # bump when a change makes old cached bundles wrong
+FORMAT_VERSION = 4  # bump when a change makes old cached bundles wrong
 
 
 @dataclass(frozen=True)
@@ -161,10 +162,19 @@ def codec_loss(stage: int, task: SplitModel, codec: SemanticCodec, feature: torc
 
 
 def train_codec(task: SplitModel, codec: SemanticCodec, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
-                progress: Progress, checkpoint: Checkpoint, init_centres: bool = True) -> None:
-    """Stage 1 then stage 2 on the frozen task CNN (either may have 0 epochs)."""
+                progress: Progress, checkpoint: Checkpoint, calibration: np.ndarray, init_centres: bool = True) -> None:
+    """Stage 1 then stage 2 on the frozen task CNN (either may have 0 epochs).
+
+    The device half trains as the board will run it: the stem's weights are rounded to their int8
+    values and its output to its int8 format (calibrated on `calibration`, uint8 images); stage 2
+    also rounds the encoder conv's weights and output. So the float device half and the int8 one
+    send the same symbols, bar float rounding in the encoder's tail."""
     task.eval().requires_grad_(False)
     with torch.no_grad():
+        stem_layers, _ = export_stem(task.cpu(), calibration)
+        round_stem_to_int8(task, stem_layers)
+        task.to(x.device)
+        codec.encoder.input_quant.set_format(next(l["out_dec"] for l in reversed(stem_layers) if l["op"] == "conv2d"))
         features = torch.cat([task.stem(x[i:i + 256]) for i in range(0, len(x), 256)])
         teacher = torch.cat([task.tail(features[i:i + 256]) for i in range(0, len(x), 256)])
         if init_centres:
@@ -182,10 +192,22 @@ def train_codec(task: SplitModel, codec: SemanticCodec, x: torch.Tensor, y: torc
             i = idx[part]
             return codec_loss(stage, task, codec, features[i], teacher[i], y[i], flips, ber, config)
 
+        if stage == 2 and epochs and not bool(codec.encoder.conv_quant.enabled):
+            calibrate_conv_output(codec, features[:config.calibration_images])
         if epochs:
             _run_phase(f"stage{stage}", f"codec stage {stage}", epochs, len(x), config, {"task": task, "codec": codec},
                        list(codec.parameters()), loss_of_batch, rng, progress, checkpoint)
     codec.eval()
+
+
+@torch.no_grad()
+def calibrate_conv_output(codec: SemanticCodec, features: torch.Tensor) -> None:
+    """Fixes the int8 format of the encoder conv's output (and so starts rounding its weights)."""
+    enc = codec.encoder
+    out = enc.conv(enc.input_quant(features)).permute(0, 2, 3, 1).cpu().numpy()
+    in_dec = int(enc.input_quant.dec)
+    w_dec, _, _ = conv_formats(enc.conv.weight.detach().cpu().numpy(), enc.conv.bias.detach().cpu().numpy(), in_dec)
+    enc.conv_quant.set_format(activation_dec(out, in_dec + int(w_dec.min())))
 
 
 @torch.no_grad()
@@ -249,7 +271,8 @@ def train_bundle(config: TrainConfig, path: Path, progress: Progress, data: Data
         train_task(task, codec, x, y, config, progress, checkpoint)
         stages.append("task")
     if config.stage1_epochs or config.stage2_epochs:
-        train_codec(task, codec, x, y, config, progress, checkpoint, init_centres=not any(s.startswith("stage") for s in stages))
+        train_codec(task, codec, x, y, config, progress, checkpoint, data.x_train[:config.calibration_images],
+                    init_centres=not any(s.startswith("stage") for s in stages))
         stages += [name for name, epochs in (("stage1", config.stage1_epochs), ("stage2", config.stage2_epochs)) if epochs]
     seconds = time.perf_counter() - started
     if is_main():  # under torchrun the first process writes the bundle

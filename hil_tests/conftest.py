@@ -37,10 +37,14 @@ def bundle(tmp_path_factory):
         return train_bundle(PRESETS["tiny"], tmp_path_factory.mktemp("bundle") / "tiny", progress)
 
 
-@pytest.fixture(scope="session")
-def firmware(bundle, board, backend):
+def skip_unless_available(backend: str) -> None:
     if backend == "nnom" and not os.environ.get("NNOM_HOME"):
         pytest.skip("needs NNOM_HOME (NNoM checkout)")
+
+
+@pytest.fixture(scope="session")
+def firmware(bundle, board, backend):
+    skip_unless_available(backend)
     return build_firmware(bundle, board, backend)
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from codec_train.export import dec_bits, export_device_graph, fold_batchnorm
+from codec_train.export import export_device_graph, fold_batchnorm
+from codec_train.qformat import dec_bits
 from codec_train.simulate import conv2d_s8, maxpool_s8, run_graph
 from codec_train.train import TrainConfig, build_models
 from semhil.backends import generate_model
@@ -144,3 +145,33 @@ def test_layer_without_a_kernel_is_named_in_the_error():
     task.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.Sigmoid())
     with pytest.raises(SemhilError, match=r"stem\.1 \(Sigmoid\).*supported stem layers are Conv2d"):
         export_device_graph(task, codec, np.zeros((4, 28, 28, 1), np.uint8))
+
+
+def test_fake_quant_rounds_like_the_integer_kernels_and_passes_gradients():
+    from codec_train.qformat import FakeQuant
+    fq = FakeQuant()
+    leaf = torch.tensor([0.5, 1.5, -0.5, -1.5, 300.0, -300.0], requires_grad=True)
+    x = leaf / 4  # ties at dec 2, and saturation
+    assert torch.equal(fq(x), x)  # off until its format is set
+    fq.set_format(2)
+    y = fq(x)
+    assert y.tolist() == [0.25, 0.5, 0.0, -0.25, 127 / 4, -128 / 4]  # floor(v * 4 + 0.5) / 4, clamped to int8
+    y.sum().backward()
+    assert leaf.grad.tolist() == [0.25] * 6  # straight through: d(x)/d(leaf)
+
+
+@pytest.mark.parametrize("base,image_shape", [("small", (28, 28, 1)), ("resnet50", (32, 32, 3))])
+def test_rounded_stem_computes_the_int8_stem(base, image_shape):
+    from codec_train.export import export_stem, round_stem_to_int8
+    from codec_train.data import to_float
+    from codec_train.simulate import run_layers
+    task, codec = random_models(0, base=base, image_shape=image_shape)
+    images = random_images(0, image_shape)
+    layers, _ = export_stem(task, images)
+    round_stem_to_int8(task, layers)
+    dec = [layer for layer in layers if layer["op"] == "conv2d"][-1]["out_dec"]
+    codec.encoder.input_quant.set_format(dec)
+    with torch.no_grad():
+        float_stem = codec.encoder.input_quant(task.stem(to_float(images))).permute(0, 2, 3, 1).numpy()
+    int8_stem = run_layers(layers, (images >> 1).astype(np.int8)).astype(np.float32) * 2.0 ** -dec
+    assert np.mean(float_stem == int8_stem) >= (1.0 if base == "small" else 0.999)

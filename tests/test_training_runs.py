@@ -6,13 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from rich.progress import Progress
 
 from codec_train.checkpoint import Checkpoint
 from codec_train.data import load_dataset
-from codec_train.train import PRESETS, train_bundle
+from codec_train.simulate import run_graph
+from codec_train.train import PRESETS, float_symbols, train_bundle
 from semhil.errors import SemhilError
 
 CONFIG = dataclasses.replace(PRESETS["tiny"], train_images=256, task_epochs=2, stage1_epochs=2, stage2_epochs=2)
@@ -45,6 +47,17 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     for name in ("task.pt", "codec.pt"):
         a, b = (torch.load(bundle.path / name, weights_only=True) for bundle in (whole, resumed))
         assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_trained_device_half_sends_the_int8_symbols(tmp_path):
+    """Training in the board's int8 formats: the float and the int8 device half agree on >= 99 % of symbols."""
+    data = load_dataset("mnist5k")
+    with Progress(disable=True) as progress:
+        bundle = train_bundle(CONFIG, tmp_path / "b", progress, data)
+    task, codec = bundle.load_models()
+    assert bool(codec.encoder.input_quant.enabled) and bool(codec.encoder.conv_quant.enabled)
+    int8_symbols, _ = run_graph(bundle.graph, data.x_test)
+    assert np.mean(int8_symbols == float_symbols(task, codec, data.x_test)) >= 0.99
 
 
 def test_torchrun_two_processes_train_one_bundle(tmp_path):

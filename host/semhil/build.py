@@ -124,6 +124,7 @@ def _nnom_objects(cc: str, target_flags: list[str], home: Path, obj_dir: Path) -
 def nnom_arena_bytes(graph: dict, bundle_hash: str, home: Path, work_dir: Path) -> int:
     """The static memory NNoM takes for this graph, measured by running its model_compile on this
     computer (64-bit pointers make that an upper bound for a 32-bit board)."""
+    work_dir = work_dir.resolve()  # the compiler runs in a folder of its own
     model_dir = generate_model(graph, bundle_hash, work_dir / "model", "nnom")
     objects = _nnom_objects("gcc", [], home, work_dir / "nnom-host")
     sources = [model_dir / "model.c", DEVICE_DIR / "kernels" / "kernels.c", DEVICE_DIR / "nnom" / "nnom_port.c",
@@ -143,9 +144,10 @@ def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmwar
     if "unsupported" in bundle.graph:
         raise SemhilError(f"bundle {bundle.path} has no device graph for a board: {bundle.graph['unsupported']}")
     cc = compiler_for(board)
-    out_dir = bundle.path / "build" / f"{board.name}-{backend}"
+    root = bundle.path.resolve()  # the compiler runs in a folder of its own
+    out_dir = root / "build" / f"{board.name}-{backend}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_dir = bundle.path / "device" / backend
+    model_dir = root / "device" / backend
     port = DEVICE_DIR / "ports" / board.family
     dirs = [DEVICE_DIR / "core", DEVICE_DIR / "kernels", port]
     target_flags = [] if board.family == "native" else CPU_FLAGS[board.core] + ["-ffunction-sections", "-fdata-sections"]

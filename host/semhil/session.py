@@ -80,7 +80,7 @@ def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np
 def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | None = None,
                  progress: Progress | None = None, firmware: Firmware | None = None) -> dict:
     started = time.time()
-    data = load_dataset(bundle.config["dataset"])
+    data = load_dataset(bundle.config["dataset"], bundle.config.get("image_size"))
     if not 0 < options.n_images <= len(data.x_test):
         raise SemhilError(f"--images must be within 1..{len(data.x_test)} (the test split of {data.name})")
     images, labels = data.x_test[:options.n_images], data.y_test[:options.n_images]
