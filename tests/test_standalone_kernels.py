@@ -175,3 +175,27 @@ def test_rounded_stem_computes_the_int8_stem(base, image_shape):
         float_stem = codec.encoder.input_quant(task.stem(to_float(images))).permute(0, 2, 3, 1).numpy()
     int8_stem = run_layers(layers, (images >> 1).astype(np.int8)).astype(np.float32) * 2.0 ** -dec
     assert np.mean(float_stem == int8_stem) >= (1.0 if base == "small" else 0.999)
+
+
+@pytest.mark.parametrize("backend", ["standalone", "nnom"])
+def test_model_larger_than_the_board_fails_at_build_time(tmp_path, backend):
+    """A board with too little RAM for the arena: the build stops with a clear error, never a firmware."""
+    import os
+    import shutil
+    from codec_train.data import load_dataset
+    from codec_train.train import write_bundle
+    from semhil.boards import load_board
+    from semhil.build import build_firmware
+    from semhil.paths import BOARDS_DIR
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("needs arm-none-eabi-gcc (make toolchain)")
+    if backend == "nnom" and not os.environ.get("NNOM_HOME"):
+        pytest.skip("needs NNOM_HOME (NNoM checkout)")
+    text = (BOARDS_DIR / "qemu-stm32f405.toml").read_text()
+    small = tmp_path / "small-ram.toml"
+    small.write_text(text.replace('name = "qemu-stm32f405"', 'name = "small-ram"').replace("ram_bytes = 131072", "ram_bytes = 24576"))
+    task, codec = random_models(0)
+    bundle = write_bundle(tmp_path / "bundle", TrainConfig(), load_dataset("mnist5k"), task, codec, {})
+    with pytest.raises(SemhilError, match="does not fit the board's memory"):
+        build_firmware(bundle, load_board(str(small)), backend)
+    assert not (bundle.path / "build" / f"small-ram-{backend}" / "firmware.elf").exists()
