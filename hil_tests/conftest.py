@@ -50,7 +50,7 @@ def firmware(bundle, board, backend):
 
 @pytest.fixture(scope="session")
 def run_result(bundle, board, backend, firmware):
-    return run_on_board(bundle, board, RunOptions(n_images=200, backend=backend), firmware=firmware)
+    return run_on_board(bundle, board, RunOptions(n_images=1000, backend=backend), firmware=firmware)
 
 
 @pytest.fixture
