@@ -37,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--seeds", type=int, default=1, help="training runs per variant (default 1)")
+    parser.add_argument("--channel", default=BASE.channel, help=f"training channel of every variant but the fixed-BER one (default {BASE.channel})")
     args = parser.parse_args()
     console = Console()
     rows = {}
@@ -44,7 +45,7 @@ def main() -> None:
         for name, change in VARIANTS.items():
             runs = []
             for seed in range(args.seeds):
-                config = dataclasses.replace(BASE, **change, seed=seed)
+                config = dataclasses.replace(BASE, **{"channel": args.channel, **change}, seed=seed)
                 bundle = train_bundle(config, Path(tmp) / f"{name.replace(' ', '-')}-{seed}", progress)
                 result = evaluate_bundle(bundle, None, [IidChannel(b) for b in BERS], use_float=False)
                 runs.append({"accuracy": {str(r["ber"]): r["accuracy"] for r in result["results"]},
