@@ -62,13 +62,6 @@ def test_mnist_wrong_magic(tmp_path):
         load_dataset(f"mnist:{tmp_path}")
 
 
-def test_mnist_not_idx_at_all(tmp_path):
-    write_mnist(tmp_path)
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"<html>not found</html>")
-    with pytest.raises(SemhilError, match="t10k-images-idx3-ubyte: not an idx file"):
-        load_dataset(f"mnist:{tmp_path}")
-
-
 def test_mnist_truncated_file(tmp_path):
     write_mnist(tmp_path)
     path = tmp_path / "train-images-idx3-ubyte"
@@ -89,13 +82,6 @@ def test_mnist_corrupt_gzip(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08garbage")
     with pytest.raises(SemhilError, match=r"cannot read .*t10k-labels-idx1-ubyte\.gz"):
-        load_dataset(f"mnist:{tmp_path}")
-
-
-def test_mnist_missing_file_is_named(tmp_path):
-    write_mnist(tmp_path)
-    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(SemhilError, match=r"missing .*t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte\.gz"):
         load_dataset(f"mnist:{tmp_path}")
 
 
@@ -220,18 +206,20 @@ def test_cifar_refuses_other_numpy_callables(tmp_path):
         load_dataset(f"cifar10:{tmp_path}")
 
 
-def test_cifar_missing_batch_is_named(tmp_path):
-    write_cifar10(tmp_path)
-    (tmp_path / "data_batch_3").unlink()
-    with pytest.raises(SemhilError, match=r"missing .*data_batch_3: point cifar10:<dir> at the extracted python version"):
-        load_dataset(f"cifar10:{tmp_path}")
-
-
-def test_cifar_not_a_pickle(tmp_path):
-    write_cifar10(tmp_path)
-    (tmp_path / "test_batch").write_bytes(b"this is not a pickle")
-    with pytest.raises(SemhilError, match="cannot read .*test_batch as a CIFAR batch"):
-        load_dataset(f"cifar10:{tmp_path}")
+@pytest.mark.parametrize("kind,name,content,message", [
+    ("mnist", "t10k-images-idx3-ubyte", b"<html>not found</html>", "t10k-images-idx3-ubyte: not an idx file"),
+    ("mnist", "t10k-labels-idx1-ubyte", None, r"missing .*t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte\.gz"),
+    ("cifar10", "data_batch_3", None, r"missing .*data_batch_3: point cifar10:<dir> at the extracted python version"),
+    ("cifar10", "test_batch", b"this is not a pickle", "cannot read .*test_batch as a CIFAR batch"),
+])
+def test_damaged_or_missing_file_is_named(tmp_path, kind, name, content, message):
+    {"mnist": write_mnist, "cifar10": write_cifar10}[kind](tmp_path)
+    if content is None:
+        (tmp_path / name).unlink()
+    else:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(SemhilError, match=message):
+        load_dataset(f"{kind}:{tmp_path}")
 
 
 @pytest.mark.parametrize("payload,problem", [

@@ -1,6 +1,5 @@
 """The nnom backend, compiled for this computer against the NNoM checkout at NNOM_HOME, gives the
 simulator's codes bit for bit."""
-import os
 import subprocess
 
 import numpy as np
@@ -8,14 +7,11 @@ import pytest
 
 from codec_train.export import export_device_graph
 from codec_train.simulate import run_graph
-from semhil.backends import generate_model
 from semhil.backends import nnom as nnom_backend
-from semhil.build import COMMON_FLAGS, _nnom_includes, _nnom_objects, nnom_arena_bytes, nnom_home
+from semhil.build import COMMON_FLAGS, _nnom_includes, _nnom_objects, generate_sources, nnom_home
 from semhil.errors import SemhilError
 from semhil.paths import DEVICE_DIR
-from test_standalone_kernels import CASES, HERE, random_images, random_models, run_compiled
-
-needs_nnom = pytest.mark.skipif(not os.environ.get("NNOM_HOME"), reason="needs NNOM_HOME (NNoM checkout)")
+from test_standalone_kernels import CASES, HERE, needs_nnom, random_images, random_models, run_compiled
 
 
 @needs_nnom
@@ -26,8 +22,7 @@ def test_nnom_backend_equals_simulator(tmp_path, base, image_shape, crop_ratio):
     graph = export_device_graph(task, codec, images)
     _, expected = run_graph(graph, images)
     home = nnom_home()
-    arena = nnom_arena_bytes(graph, "0123456789abcdef", home, tmp_path / "sizer")
-    model_dir = generate_model(graph, "0123456789abcdef", tmp_path / "model", "nnom", arena_bytes=arena)
+    model_dir = generate_sources(graph, "0123456789abcdef", "nnom", tmp_path / "model", tmp_path / "sizer")
     sources = [HERE / "kernel_driver.c", model_dir / "model.c", DEVICE_DIR / "kernels" / "kernels.c", DEVICE_DIR / "nnom" / "nnom_port.c"]
     includes = [f"-I{d}" for d in (model_dir, DEVICE_DIR / "kernels", DEVICE_DIR / "core")] + _nnom_includes(home)
     objects = _nnom_objects("gcc", [], home, tmp_path / "sizer" / "nnom-host")

@@ -1,5 +1,6 @@
 """The standalone C kernels, compiled for this computer, give the simulator's codes bit for bit:
 in plain C and through the DSP (SMLAD) path with C stand-ins for the intrinsics."""
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from semhil.errors import SemhilError
 from semhil.paths import DEVICE_DIR
 
 HERE = Path(__file__).parent
+needs_nnom = pytest.mark.skipif(not os.environ.get("NNOM_HOME"), reason="needs NNOM_HOME (NNoM checkout)")
 
 
 def compile_model(graph: dict, tmp_path: Path, dsp: bool = False) -> Path:
@@ -177,20 +179,14 @@ def test_rounded_stem_computes_the_int8_stem(base, image_shape):
     assert np.mean(float_stem == int8_stem) >= (1.0 if base == "small" else 0.999)
 
 
-@pytest.mark.parametrize("backend", ["standalone", "nnom"])
+@pytest.mark.parametrize("backend", ["standalone", pytest.param("nnom", marks=needs_nnom)])
 def test_model_larger_than_the_board_fails_at_build_time(tmp_path, backend):
     """A board with too little RAM for the arena: the build stops with a clear error, never a firmware."""
-    import os
-    import shutil
     from codec_train.data import load_dataset
     from codec_train.train import write_bundle
     from semhil.boards import load_board
     from semhil.build import build_firmware
     from semhil.paths import BOARDS_DIR
-    if shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("needs arm-none-eabi-gcc (make toolchain)")
-    if backend == "nnom" and not os.environ.get("NNOM_HOME"):
-        pytest.skip("needs NNOM_HOME (NNoM checkout)")
     text = (BOARDS_DIR / "qemu-stm32f405.toml").read_text()
     small = tmp_path / "small-ram.toml"
     small.write_text(text.replace('name = "qemu-stm32f405"', 'name = "small-ram"').replace("ram_bytes = 131072", "ram_bytes = 24576"))

@@ -13,6 +13,7 @@ from elftools.elf.elffile import ELFFile
 
 from .boards import Board
 from .backends import generate_model
+from .backends.nnom import SIZING_ARENA_BYTES
 from .errors import SemhilError
 from .paths import DEVICE_DIR
 
@@ -111,13 +112,16 @@ def _compile(cmd: list[str], log: Path, what: str) -> None:
         raise SemhilError(f"{what} failed: {reason}; see {log}")
 
 
-def _nnom_objects(cc: str, target_flags: list[str], home: Path, obj_dir: Path) -> list[Path]:
-    """NNoM compiled once per board into obj_dir (with its own warnings off)."""
+def _nnom_objects(cc: str, flags: list[str], home: Path, obj_dir: Path) -> list[Path]:
+    """NNoM compiled into obj_dir (with its own warnings off); reused while home, compiler and flags stay the same."""
     sources = _nnom_sources(home)
     objects = [obj_dir / (src.stem + ".o") for src in sources]
-    if not all(o.is_file() for o in objects):
-        _compile([cc, *NNOM_FLAGS, *target_flags, *_nnom_includes(home), "-c", *map(str, sources)], obj_dir / "build.log",
-                 f"compiling NNoM from {home}")
+    cmd = [cc, *NNOM_FLAGS, *flags, *_nnom_includes(home), "-c", *map(str, sources)]
+    stamp, built_by = obj_dir / "built-by.txt", " ".join(cmd)
+    if not (all(o.is_file() for o in objects) and stamp.is_file() and stamp.read_text() == built_by):
+        stamp.unlink(missing_ok=True)
+        _compile(cmd, obj_dir / "build.log", f"compiling NNoM from {home}")
+        stamp.write_text(built_by)
     return objects
 
 
@@ -135,8 +139,17 @@ def nnom_arena_bytes(graph: dict, bundle_hash: str, home: Path, work_dir: Path) 
              work_dir / "sizer.log", "building the NNoM memory sizer")
     done = subprocess.run([str(exe)], capture_output=True, text=True)
     if done.returncode != 0:
-        raise SemhilError(f"NNoM could not compile this model even with {1 << 20} bytes: {done.stderr.strip()}")
+        raise SemhilError(f"NNoM could not compile this model even with {SIZING_ARENA_BYTES} bytes: {done.stderr.strip()}")
     return int(done.stdout) + 8  # NNoM's allocator wants a byte to spare (size + used < buffer)
+
+
+def generate_sources(graph: dict, bundle_hash: str, backend: str, model_dir: Path, work_dir: Path) -> Path:
+    """The C of `backend` for `graph` in model_dir; for nnom, with NNoM's static buffer sized by a run
+    on this computer (in work_dir). Returns model_dir."""
+    if backend != "nnom":
+        return generate_model(graph, bundle_hash, model_dir, backend)
+    arena = nnom_arena_bytes(graph, bundle_hash, nnom_home(), work_dir)
+    return generate_model(graph, bundle_hash, model_dir, backend, arena_bytes=arena)
 
 
 def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmware:
@@ -151,21 +164,19 @@ def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmwar
     port = DEVICE_DIR / "ports" / board.family
     dirs = [DEVICE_DIR / "core", DEVICE_DIR / "kernels", port]
     target_flags = [] if board.family == "native" else CPU_FLAGS[board.core] + ["-ffunction-sections", "-fdata-sections"]
+    generate_sources(bundle.graph, bundle.hash, backend, model_dir, out_dir / "sizer")
     includes, objects = [], []
     if backend == "nnom":
         home = nnom_home()
-        arena = nnom_arena_bytes(bundle.graph, bundle.hash, home, out_dir / "sizer")
-        generate_model(bundle.graph, bundle.hash, model_dir, backend, arena_bytes=arena)
         dirs.append(DEVICE_DIR / "nnom")
         includes = _nnom_includes(home)
-        objects = _nnom_objects(cc, target_flags, home, out_dir / "nnom")
-    else:
-        generate_model(bundle.graph, bundle.hash, model_dir, backend)
+        log_flags = ["-DSEMHIL_NNOM_LOG_STDERR"] if board.family == "native" else []  # NNoM's logs in the board's output
+        objects = _nnom_objects(cc, target_flags + log_flags, home, out_dir / "nnom")
     sources = sorted(str(p) for d in [*dirs, model_dir] for p in d.glob("*.c") if p.name != "nnom_sizer.c")
     elf = out_dir / "firmware.elf"
     cmd = [cc, *COMMON_FLAGS, *target_flags, *[f"-I{d}" for d in [*dirs, model_dir]], *includes, f'-DBOARD_NAME="{board.name}"']
     if board.family == "native":
-        cmd += ["-D_GNU_SOURCE", "-DSEMHIL_NNOM_LOG_STDERR", *sources, *map(str, objects), "-o", str(elf), "-lm"]
+        cmd += ["-D_GNU_SOURCE", *sources, *map(str, objects), "-o", str(elf), "-lm"]
     else:
         cmd += [*MCU_LINK_FLAGS, f"-Wl,-Map={out_dir / 'firmware.map'}", "-T", str(_linker_script(board, out_dir)),
                 *sources, *map(str, objects), "-o", str(elf), "-lm"]

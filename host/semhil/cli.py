@@ -112,16 +112,10 @@ def export(bundle: Path, backend: str, json_path: Path | None) -> None:
     import json
     from codec_train.bundle import load_bundle
     from codec_train.data import load_dataset
-    from .backends import generate_model
-    from .build import nnom_arena_bytes, nnom_home
+    from .build import generate_sources
     from .model_report import layer_rows, layer_table, quantization_report
     b = load_bundle(bundle)
-    out_dir = b.path / "device" / backend
-    if backend == "nnom":
-        generate_model(b.graph, b.hash, out_dir, backend,
-                       arena_bytes=nnom_arena_bytes(b.graph, b.hash, nnom_home(), b.path / "build" / "nnom-sizer"))
-    else:
-        generate_model(b.graph, b.hash, out_dir, backend)
+    out_dir = generate_sources(b.graph, b.hash, backend, b.path / "device" / backend, b.path / "build" / "nnom-sizer")
     rows = layer_rows(b.graph)
     data = load_dataset(b.config["dataset"], b.config.get("image_size"))
     quant = quantization_report(b, data.x_test, data.y_test)

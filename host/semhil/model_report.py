@@ -13,13 +13,13 @@ from .backends.graph import activation_lower_bound, macs, output_bytes, output_s
 def layer_rows(graph: dict, layer_ticks: dict[str, int] | None = None, ticks_to_unit: float = 1.0) -> list[dict]:
     """One row per graph layer: output shape, MACs, weight and activation bytes, and the device time
     (in the latency unit) when the board's per-layer ticks are given. Layers a backend merges (NNoM's
-    encoder tail) get their time on the first of them."""
+    encoder tail) report their time under the first of them."""
     rows = []
     for layer in graph["layers"]:
         row = {"layer": layer["name"], "op": layer["op"], "output_shape": output_shape(layer), "macs": macs(layer),
                "weight_bytes": weight_bytes(layer), "activation_bytes": output_bytes(layer)}
         if layer_ticks is not None:
-            ticks = layer_ticks.get(layer["name"], layer_ticks.get("encoder.tail") if layer["op"] == "gdn" else None)
+            ticks = layer_ticks.get(layer["name"])
             row["device_time"] = None if ticks is None else ticks * ticks_to_unit
         rows.append(row)
     return rows

@@ -12,6 +12,8 @@ BACKENDS = ("standalone", "nnom")
 def generate_model(graph: dict, bundle_hash: str, out_dir: Path, backend: str = "standalone", **options) -> Path:
     """Write the generated sources of `backend` for `graph` into out_dir; returns out_dir.
     options go to the backend's generator (nnom: arena_bytes)."""
+    if "unsupported" in graph:
+        raise SemhilError(f"this bundle has no device graph for a board: {graph['unsupported']}")
     if backend == "standalone":
         files = standalone.generate(graph, bundle_hash)
     elif backend == "nnom":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import SemhilError
 
 IN_PLACE_OPS = ("prelu", "energy_norm")  # float32, rewritten where they are
 FLOAT_OUTPUT_OPS = ("gdn", "prelu", "energy_norm")
@@ -12,6 +11,10 @@ FLOAT_OUTPUT_OPS = ("gdn", "prelu", "energy_norm")
 
 def elements(shape) -> int:
     return int(np.prod(shape))
+
+
+def align4(n: int) -> int:
+    return (n + 3) // 4 * 4
 
 
 def output_shape(layer: dict) -> list[int]:
@@ -29,8 +32,7 @@ def scratch_bytes(layer: dict) -> int:
     """K_CONV2D_SCRATCH_BYTES of device/kernels/kernels.h: two im2col columns of int16."""
     if layer["op"] != "conv2d":
         return 0
-    k = layer["kernel"][0] * layer["kernel"][1] * layer["in_shape"][2]
-    return 2 * 2 * ((k + 3) // 4 * 4)
+    return 2 * 2 * align4(layer["kernel"][0] * layer["kernel"][1] * layer["in_shape"][2])
 
 
 def macs(layer: dict) -> int:
@@ -49,8 +51,6 @@ def weight_bytes(layer: dict) -> int:
 
 def steps(graph: dict) -> list[tuple[dict, int, int, int]]:
     """Per layer: (layer, bytes read, bytes written, scratch bytes); in-place layers write nothing new."""
-    if "unsupported" in graph:
-        raise SemhilError(f"this bundle has no device graph for a board: {graph['unsupported']}")
     read = elements(graph["input"]["shape"])
     out = []
     for layer in graph["layers"]:

@@ -102,7 +102,7 @@ def _tail(layers: dict[str, dict]) -> list[str]:
         f"    k_quantize_f32(x, (uint8_t *)layer->out->tensor->p_data, {h * w * c}, tail_centres, {len(quant['centres'])});",
         "    return NN_SUCCESS;",
         "}",
-        'static const nnom_lambda_config_t tail_config = {.super = {.name = "encoder.tail"}, .run_func_name = tail_run, '
+        f'static const nnom_lambda_config_t tail_config = {{.super = {{.name = "{gdn["name"]}"}}, .run_func_name = tail_run, '
         ".build_func_name = tail_build};",
     ]
 
@@ -118,10 +118,11 @@ RELU6_RUN = """__attribute__((unused)) static nnom_status_t relu6_run(nnom_layer
 }"""
 
 
-def generate(graph: dict, bundle_hash: str, arena_bytes: int = 1 << 20) -> dict[str, str]:
-    """model.h and model.c of the nnom backend; arena_bytes sizes NNoM's static buffer (build.py measures it)."""
-    if "unsupported" in graph:
-        raise SemhilError(f"this bundle has no device graph for a board: {graph['unsupported']}")
+SIZING_ARENA_BYTES = 1 << 20  # NNoM's static buffer while build.py measures what the model takes
+
+
+def generate(graph: dict, bundle_hash: str, arena_bytes: int = SIZING_ARENA_BYTES) -> dict[str, str]:
+    """model.h and model.c of the nnom backend; arena_bytes sizes NNoM's static buffer."""
     *body, pack = graph["layers"]
     crop = body.pop() if body[-1]["op"] == "crop" else None
     tail = {layer["op"]: layer for layer in body[-len(TAIL_OPS):]}
@@ -146,7 +147,7 @@ def generate(graph: dict, bundle_hash: str, arena_bytes: int = 1 << 20) -> dict[
         names += layer_names
     data += _tail(tail)
     create += ["    ADD(lambda_s(&tail_config));", "    ADD(output_s(&output_config));"]
-    names += ["encoder.tail", "output", "packer"]
+    names += [tail["gdn"]["name"], "output", "packer"]  # the tail's time goes to its first layer
     n_symbols = elements(code_shape)
     if crop:
         (_, cw, cc), (oh, ow, _) = crop["in_shape"], crop["out_shape"]

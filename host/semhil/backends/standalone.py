@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SemhilError
-from .graph import IN_PLACE_OPS, elements, steps
+from .graph import IN_PLACE_OPS, align4, elements, steps
 
 GDN_MAX_CHANNELS = 64  # K_GDN_MAX_CHANNELS in device/kernels/kernels.h
 SUPPORTED_OPS = ("conv2d", "maxpool", "gdn", "prelu", "energy_norm", "quantize", "crop", "pack")
@@ -23,16 +23,12 @@ def _floats(values) -> str:
     return ",".join(float(np.float32(v)).hex() + "f" for v in values)
 
 
-def _align(n: int) -> int:
-    return (n + 3) // 4 * 4
-
-
 def arena_plan(graph: dict) -> tuple[int, list[tuple[dict, int, int, int]]]:
     """(arena bytes, per layer (layer, input offset, output offset or -1 for the code buffer, scratch offset))."""
     layer_steps = steps(graph)
-    size = max(_align(read) + _align(written) + scratch for _, read, written, scratch in layer_steps)
-    offset = {0: lambda n: 0, 1: lambda n: size - _align(n)}
-    plan, side, read = [], 0, elements(graph["input"]["shape"])
+    size = max(align4(read) + align4(written) + scratch for _, read, written, scratch in layer_steps)
+    offset = {0: lambda n: 0, 1: lambda n: size - align4(n)}
+    plan, side = [], 0
     for layer, read, written, _ in layer_steps:
         src = offset[side](read)
         if layer["op"] in IN_PLACE_OPS:
@@ -42,7 +38,7 @@ def arena_plan(graph: dict) -> tuple[int, list[tuple[dict, int, int, int]]]:
             plan.append((layer, src, -1, -1))
             continue
         dst = offset[1 - side](written)
-        plan.append((layer, src, dst, _align(read if side == 0 else written)))
+        plan.append((layer, src, dst, align4(read if side == 0 else written)))
         side = 1 - side
     return size, plan
 
@@ -51,7 +47,7 @@ def packed_weights(layer: dict) -> np.ndarray:
     """The conv's weights in the standalone kernel's layout (K_CONV2D_WEIGHT_BYTES in kernels.h): rows
     padded to a multiple of 4, channels in pairs, 4 values of one channel then 4 of the other."""
     (kh, kw), ic, oc = layer["kernel"], layer["in_shape"][2], layer["out_shape"][2]
-    k, k4 = kh * kw * ic, _align(kh * kw * ic)
+    k, k4 = kh * kw * ic, align4(kh * kw * ic)
     w = np.zeros(((oc + 1) // 2 * 2, k4), np.int8)
     w[:oc, :k] = np.asarray(layer["weight"], np.int8).reshape(oc, k)
     return w.reshape(-1, 2, k4 // 4, 4).transpose(0, 2, 1, 3).ravel()
