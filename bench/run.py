@@ -26,7 +26,7 @@ from semhil.dut import Dut
 from semhil.paths import RUNS_DIR
 from semhil.runners import BoardProcess
 
-BOARDS = ("native", "qemu-stm32f405")
+BOARDS = ("native", "qemu-stm32f405", "qemu-cortex-m7")
 ROUND_TRIPS = 100
 
 

@@ -3,8 +3,7 @@
 Stage 1 trains encoder + decoder as a denoising autoencoder: MSE between the clean stem feature
 and its reconstruction after real bit flips. Stage 2 is task-oriented: cross-entropy of the frozen
 tail on the reconstruction + distillation from the task CNN's own logits + alpha * L_div (KL of
-the centres' usage from uniform) + an MSE anchor to the clean feature. The paper's XAI term is
-not in yet.
+the centres' usage from uniform) + gamma * L_XAI (eq. 3) + an MSE anchor to the clean feature.
 """
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ from .losses import attributions, distillation, usage_divergence, xai_asymmetry
 from .models import CodecShape, SemanticCodec
 from .tasks import SplitModel, build_task, stem_shape
 
-FORMAT_VERSION = 4  # bump when a change makes old cached bundles wrong
+FORMAT_VERSION = 5  # bump when a change makes old cached bundles wrong
 
 
 @dataclass(frozen=True)

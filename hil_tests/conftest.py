@@ -1,11 +1,15 @@
 """The HIL suite: a tiny codec trained once per run, exercised on every board given with --board and
 every backend given with --backend (nnom only where NNOM_HOME names an NNoM checkout)."""
+import dataclasses
 import os
 
 import pytest
+import torch
 from rich.progress import Progress
+from torch import nn
 
-from codec_train.train import PRESETS, train_bundle
+from codec_train.data import load_dataset
+from codec_train.train import PRESETS, build_models, train_bundle, write_bundle
 from semhil.boards import load_board
 from semhil.build import build_firmware
 from semhil.dut import Dut
@@ -13,9 +17,8 @@ from semhil.runners import BoardProcess
 from semhil.session import RunOptions, run_on_board
 
 
-
 def pytest_addoption(parser):
-    parser.addoption("--board", default="native,qemu-stm32f405", help="comma-separated boards to run the HIL suite on")
+    parser.addoption("--board", default="native,qemu-stm32f405,qemu-cortex-m7", help="comma-separated boards to run the HIL suite on")
     parser.addoption("--backend", default="standalone,nnom", help="comma-separated backends to build the firmware with")
 
 
@@ -35,6 +38,24 @@ def board(board_name):
 def bundle(tmp_path_factory):
     with Progress(disable=True) as progress:
         return train_bundle(PRESETS["tiny"], tmp_path_factory.mktemp("bundle") / "tiny", progress)
+
+
+def untrained_resnet_bundle(path, image_size: int):
+    """A ResNet-50-stem codec for mnist5k at image_size, untrained but with non-trivial weights,
+    batch-norm statistics and centres: only the device arithmetic is under test."""
+    config = dataclasses.replace(PRESETS["tiny"], base="resnet50", image_size=image_size)
+    data = load_dataset("mnist5k", image_size)
+    torch.manual_seed(0)
+    task, codec = build_models(config, data.image_shape, data.n_classes)
+    with torch.no_grad():
+        codec.encoder.quantizer.centres.copy_(torch.linspace(-0.6, 0.9, 8))
+        for m in task.stem.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.05, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    return write_bundle(path, config, data, task.eval(), codec.eval(), {})
 
 
 def skip_unless_available(backend: str) -> None:

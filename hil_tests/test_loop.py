@@ -2,6 +2,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import zlib
 
 import pytest
@@ -44,8 +46,20 @@ def test_results_json_has_the_contract_fields(run_result, board, backend, bundle
     assert 0 < device["stack_peak_bytes"] < 16 * 1024
     assert device["latency"]["unit"] == board.latency_unit and 0 < device["latency"]["median"] <= device["latency"]["p95"]
     assert [r["ber"] for r in saved["results"]] == [0.0, 0.001, 0.01, 0.05]
+    assert 0 < saved["round_trip_ms"]["median"] <= saved["round_trip_ms"]["p95"]
+    assert saved["board_info"]["reset_cause"] and saved["warnings"] == []
     lines = (path.parent / "images.jsonl").read_text().splitlines()
     assert len(lines) == 1000 and all(json.loads(line)["bit_exact"] for line in lines)
+
+
+def test_table_shows_the_run_as_one_row(run_result, board, tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run_result))
+    done = subprocess.run([sys.executable, "-c", "from semhil.cli import main; main()", "table", str(path)],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = next(line for line in done.stdout.splitlines() if board.name in line)
+    assert f"{accuracy_at(run_result, 0.01)['accuracy'] * 100:.1f} %" in row and str(run_result["bytes_per_image"]) in row
 
 
 def test_garbled_frame_gets_error_then_infer_still_works(dut, bundle):
@@ -84,10 +98,11 @@ def test_firmware_from_another_bundle_is_refused(bundle, board, tmp_path):
 
 
 class StopBoardAfter:
-    """A progress sink that freezes the board (SIGSTOP) after n images: a board that stops answering."""
+    """A progress sink that sends the board process a signal after n images: SIGSTOP freezes it (a
+    board that stops answering), SIGKILL ends it and its serial port disappears (a board unplugged)."""
 
-    def __init__(self, pid: int, n: int):
-        self.pid, self.n, self.done = pid, n, 0
+    def __init__(self, pid: int, n: int, sig: int = signal.SIGSTOP):
+        self.pid, self.n, self.sig, self.done = pid, n, sig, 0
 
     def add_task(self, *args, **kwargs):
         return 0
@@ -95,7 +110,7 @@ class StopBoardAfter:
     def advance(self, job):
         self.done += 1
         if self.done == self.n:
-            os.kill(self.pid, signal.SIGSTOP)
+            os.kill(self.pid, self.sig)
 
 
 def test_silent_board_names_the_image_and_keeps_what_was_measured(board, bundle, running_board, tmp_path):
@@ -109,6 +124,18 @@ def test_silent_board_names_the_image_and_keeps_what_was_measured(board, bundle,
             collect_codes(dut, images, labels, expected, log, StopBoardAfter(running_board.process.pid, 3))
     os.kill(running_board.process.pid, signal.SIGCONT)
     assert [json.loads(line)["index"] for line in log.read_text().splitlines()] == [0, 1, 2]
+
+
+def test_serial_port_that_disappears_mid_run_is_named_and_keeps_what_was_measured(board, bundle, running_board, tmp_path):
+    data = load_dataset("mnist5k")
+    images, labels = data.x_test[:6], data.y_test[:6]
+    _, expected = run_graph(bundle.graph, images)
+    log = tmp_path / "images.jsonl"
+    with Dut(running_board.port, board.name, timeout_s=2.0, retries=1) as dut:
+        dut.wait_ready()
+        with pytest.raises(BoardNotAnswering, match=r"serial port .* failed.*4 images measured so far"):
+            collect_codes(dut, images, labels, expected, log, StopBoardAfter(running_board.process.pid, 4, signal.SIGKILL))
+    assert [json.loads(line)["bit_exact"] for line in log.read_text().splitlines()] == [True] * 4
 
 
 def test_silent_board_is_reset_and_the_image_retried(board, bundle, running_board, tmp_path):

@@ -1,39 +1,22 @@
 """A ResNet-50-stem codec at 32x32 (conv 7x7/2 with folded BatchNorm, ReLU, max-pool 3x3/2, then the
 encoder) on every board and backend: every code equals the simulator's. The weights are untrained
 but non-trivial: only the arithmetic is under test."""
-import dataclasses
-
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from codec_train.data import load_dataset
 from codec_train.simulate import run_graph
-from codec_train.train import PRESETS, build_models, write_bundle
 from semhil.build import build_firmware
 from semhil.dut import Dut
 from semhil.runners import BoardProcess
 from semhil.session import collect_codes
 
-from conftest import skip_unless_available
+from conftest import skip_unless_available, untrained_resnet_bundle
 
 
 @pytest.fixture(scope="session")
 def resnet_bundle(tmp_path_factory):
-    config = dataclasses.replace(PRESETS["tiny"], base="resnet50", image_size=32)
-    data = load_dataset("mnist5k", 32)
-    torch.manual_seed(0)
-    task, codec = build_models(config, data.image_shape, data.n_classes)
-    with torch.no_grad():
-        codec.encoder.quantizer.centres.copy_(torch.linspace(-0.6, 0.9, 8))
-        for m in task.stem.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.05, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.3, 0.3)
-    return write_bundle(tmp_path_factory.mktemp("resnet") / "resnet50-32", config, data, task.eval(), codec.eval(), {})
+    return untrained_resnet_bundle(tmp_path_factory.mktemp("resnet") / "resnet50-32", 32)
 
 
 def test_resnet50_stem_codes_equal_the_simulator(resnet_bundle, board, backend, tmp_path):

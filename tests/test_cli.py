@@ -17,6 +17,7 @@ def semhil(*args):
     (["run", "/nonexistent/bundle", "--board", "native"], "is not a bundle"),
     (["run", "/nonexistent/bundle", "--board", "native", "--ber", "0,x"], "--ber"),
     (["build", "/nonexistent/bundle", "--board", "nosuchboard"], "unknown board 'nosuchboard'"),
+    (["table", __file__], "is not a results JSON"),
 ])
 def test_bad_input_gives_one_clear_line(args, message):
     done = semhil(*args)

@@ -5,6 +5,7 @@ import torch
 
 from codec_train.crop import centre_crop, crop_box, reflect_restore
 from codec_train.inspect import inspect_codec
+from codec_train.layers import SoftQuantizer
 from codec_train.losses import attributions, usage_divergence, xai_asymmetry
 from codec_train.train import TrainConfig, build_models, codec_loss
 from semhil.errors import SemhilError
@@ -126,6 +127,24 @@ def test_channel_flips_move_symbols_to_hamming_neighbours():
     first = symbols.reshape(len(feature), -1)[:, 0]
     assert torch.allclose(received.reshape(len(feature), -1)[:, 0], centres[first ^ 4])
     assert torch.equal(received.reshape(len(feature), -1)[:, 1:], value.reshape(len(feature), -1)[:, 1:])
+
+
+def test_a_hit_symbol_sends_the_decoder_gradient_to_the_centre_it_landed_on():
+    quantizer = SoftQuantizer(bits=3)
+
+    def gradients(flips):
+        quantizer.zero_grad()
+        y = torch.tensor([[-0.9, 0.9]], requires_grad=True)  # nearest centres 0 and 7 of linspace(-1, 1, 8)
+        value, symbols, _ = quantizer(y)
+        received = quantizer.corrupt(value, symbols, torch.tensor([flips]))
+        received.sum().backward()
+        return received.detach(), y.grad, quantizer.centres.grad.clone()
+
+    clean = gradients([False] * 6)
+    received, y_grad, centre_grad = gradients([True] + [False] * 5)  # symbol 0 -> 4, symbol 7 clean
+    assert torch.allclose(received, quantizer.centres.detach()[[4, 7]])
+    assert centre_grad[4] - clean[2][4] > 0.9  # the landing centre takes the hit's gradient
+    assert torch.equal(y_grad, clean[1])  # the encoder's path is as if clean (straight through)
 
 
 @pytest.mark.parametrize("base", ["resnet50", "mobilenetv2"])

@@ -192,6 +192,6 @@ def test_model_larger_than_the_board_fails_at_build_time(tmp_path, backend):
     small.write_text(text.replace('name = "qemu-stm32f405"', 'name = "small-ram"').replace("ram_bytes = 131072", "ram_bytes = 24576"))
     task, codec = random_models(0)
     bundle = write_bundle(tmp_path / "bundle", TrainConfig(), load_dataset("mnist5k"), task, codec, {})
-    with pytest.raises(SemhilError, match="does not fit the board's memory"):
+    with pytest.raises(SemhilError, match=r"does not fit small-ram: needs [\d.]+ KB RAM \(.* static \+ 16.0 KB stack\), board has 24.0 KB"):
         build_firmware(bundle, load_board(str(small)), backend)
     assert not (bundle.path / "build" / f"small-ram-{backend}" / "firmware.elf").exists()

@@ -82,6 +82,7 @@ static void send_info(uint32_t seq)
 {
     uint32_t at = put_line(0, "proto", "1");
     at = put_line(at, "board", th_board_name());
+    at = put_line(at, "reset_cause", th_reset_cause());
     at = put_line(at, "bundle_hash", MODEL_BUNDLE_HASH);
     at = put_line(at, "backend", MODEL_BACKEND);
     at = put_line_uint(at, "core_clock_hz", th_core_clock_hz());

@@ -1,5 +1,6 @@
 /* The porting layer, MLPerf-Tiny style: the core calls only these. One implementation per board
- * family lives in device/ports/<family>/. */
+ * family lives in device/ports/<family>/
+ * (on Cortex-M boards: the shared device/ports/cortex-m/ over a small family port). */
 #ifndef SEMHIL_TH_PORT_H
 #define SEMHIL_TH_PORT_H
 
@@ -15,5 +16,6 @@ uint32_t th_stack_bytes(void);             /* size of the stack region used for 
 /* Runs fn(arg) and returns the peak stack bytes fn used, measured by painting the stack. */
 uint32_t th_run_measuring_stack(void (*fn)(void *), void *arg);
 const char *th_board_name(void);           /* BOARD_NAME */
+const char *th_reset_cause(void);          /* why the board last started: power-on, pin, software, watchdog, ... */
 
 #endif

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,20 +10,46 @@ from pathlib import Path
 from .errors import SemhilError
 from .paths import BOARDS_DIR
 
-FAMILIES = ("native", "stm32f4")
-CORES = ("native", "cortex-m4", "cortex-m7")
-RUN_KINDS = ("native", "qemu")
+
+@dataclass(frozen=True)
+class Family:
+    """What a porting layer (device/ports/<family>/) can drive."""
+    cores: tuple[str, ...]
+    uarts: tuple[str, ...]
+    flash_origin: int = 0
+    ram_origin: int = 0
+    pins: bool = False        # the board file names the UART's TX and RX pins
+    clock: bool = False       # the board file says how the clock is made ([clock])
+    layers: tuple[str, ...] = ()  # shared code under the port: device/ports/<layer>/
+
+
+STM32, STM32_UARTS = ("cortex-m", "stm32"), ("USART1", "USART2", "USART3")
+FAMILIES = {
+    "native": Family(("native",), ("pty",)),
+    "stm32f4": Family(("cortex-m4",), STM32_UARTS, 0x08000000, 0x20000000, pins=True, clock=True, layers=STM32),
+    "stm32f7": Family(("cortex-m7",), STM32_UARTS, 0x08000000, 0x20000000, pins=True, clock=True, layers=STM32),
+    "stm32h7": Family(("cortex-m7",), STM32_UARTS, 0x08000000, 0x24000000, pins=True, clock=True, layers=STM32),  # AXI SRAM
+    "mps2": Family(("cortex-m7",), ("UART0",), 0x00000000, 0x20000000, layers=("cortex-m",)),
+}
+RUN_KINDS = ("native", "qemu", "probe")
 LATENCY_SOURCES = {"cpu-time": "ns", "icount": "instructions", "cycles": "cycles"}
+CLOCK_SOURCES = ("emulated", "hsi", "hse-crystal", "hse-bypass")
+FLASH_TOOLS = ("openocd", "pyocd", "st-flash")
+PIN = re.compile(r"P([A-K])(\d{1,2})$")
 
 # key -> (type, required); nested tables are dicts of the same shape
 SCHEMA = {
     "name": (str, True), "family": (str, True), "core": (str, True), "clock_hz": (int, True),
     "flash_bytes": (int, False), "ram_bytes": (int, False), "stack_bytes": (int, False),
-    "uart": ({"instance": (str, True), "baud": (int, True)}, True),
+    "clock": ({"source": (str, True), "hse_hz": (int, False)}, False),
+    "uart": ({"instance": (str, True), "baud": (int, True), "tx": (str, False), "rx": (str, False)}, True),
     "run": ({"kind": (str, True), "machine": (str, False)}, True),
+    "flash": ({"tool": (str, True), "openocd_target": (str, True), "pyocd_target": (str, True)}, False),
+    "usb": ({"vid": (int, True), "pid": (int, True)}, False),
     "latency": ({"source": (str, True)}, True),
 }
-CHOICES = {"family": FAMILIES, "core": CORES, "run.kind": RUN_KINDS, "latency.source": tuple(LATENCY_SOURCES)}
+CHOICES = {"family": tuple(FAMILIES), "run.kind": RUN_KINDS, "latency.source": tuple(LATENCY_SOURCES),
+           "clock.source": CLOCK_SOURCES, "flash.tool": FLASH_TOOLS}
 
 
 @dataclass(frozen=True)
@@ -31,18 +58,41 @@ class Board:
     family: str
     core: str
     clock_hz: int
+    uart_instance: str
     uart_baud: int
     run_kind: str
     latency_source: str
     flash_bytes: int | None = None
     ram_bytes: int | None = None
     stack_bytes: int | None = None
+    clock_source: str | None = None
+    hse_hz: int | None = None
+    uart_tx: str | None = None
+    uart_rx: str | None = None
     qemu_machine: str | None = None
+    flash_tool: str | None = None       # the default flasher of a probe board
+    openocd_target: str | None = None   # e.g. stm32f4x (target/stm32f4x.cfg)
+    pyocd_target: str | None = None     # e.g. stm32f446retx
+    usb_vid: int | None = None          # the probe's USB IDs, for `semhil boards --detect`
+    usb_pid: int | None = None
     path: Path | None = None
 
     @property
     def latency_unit(self) -> str:
         return LATENCY_SOURCES[self.latency_source]
+
+    @property
+    def is_mcu(self) -> bool:
+        return self.family != "native"
+
+    @property
+    def port_dirs(self) -> tuple[str, ...]:
+        """device/ports/ folders the firmware is built from: the shared layers, then the family's port."""
+        return (*FAMILIES[self.family].layers, self.family)
+
+    @property
+    def memory_origins(self) -> tuple[int, int]:
+        return FAMILIES[self.family].flash_origin, FAMILIES[self.family].ram_origin
 
 
 def _check(table: dict, schema: dict, where: str, prefix: str = "") -> None:
@@ -66,18 +116,61 @@ def _check(table: dict, schema: dict, where: str, prefix: str = "") -> None:
             raise SemhilError(f"{where}: missing key '{prefix}{key}'")
 
 
+def _check_consistent(data: dict, where: str) -> None:
+    """What one key allows depends on another: the family's cores and UARTs, what a kind of board needs."""
+    family, kind = FAMILIES[data["family"]], data["run"]["kind"]
+
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            raise SemhilError(f"{where}: {message}")
+
+    need(data["core"] in family.cores, f"'core' = {data['core']!r} is not one of: {', '.join(family.cores)} (family {data['family']})")
+    uart = data["uart"]
+    need(uart["instance"] in family.uarts,
+         f"'uart.instance' = {uart['instance']!r} is not one of: {', '.join(family.uarts)} (family {data['family']})")
+    for key in ("tx", "rx"):
+        if family.pins:
+            need(key in uart, f"missing key 'uart.{key}' (the pin of the ST-LINK virtual COM port, e.g. 'PA2')")
+            need(PIN.match(uart[key]) is not None, f"'uart.{key}' = {uart[key]!r} is not a pin name like 'PA2' or 'PD8'")
+        else:
+            need(key not in uart, f"'uart.{key}': family {data['family']} has fixed UART pins; remove the key")
+    if family.clock:
+        need("clock" in data, "missing table [clock] (source = 'hsi', 'hse-crystal', 'hse-bypass' or 'emulated')")
+        if data["clock"]["source"].startswith("hse"):
+            need("hse_hz" in data["clock"], f"'clock.hse_hz' is required with clock.source = {data['clock']['source']!r}")
+    else:
+        need("clock" not in data, f"[clock]: family {data['family']} has a fixed clock; remove the table")
+    if data["family"] != "native":
+        for key in ("flash_bytes", "ram_bytes", "stack_bytes"):
+            need(key in data, f"missing key '{key}' (the board's memory, in bytes)")
+        need(data["stack_bytes"] % 8 == 0 and 0 < data["stack_bytes"] < data["ram_bytes"],
+             f"'stack_bytes' = {data['stack_bytes']} must be a multiple of 8 and less than ram_bytes")
+        need(data["clock_hz"] > 0, "'clock_hz' must be the core clock in Hz")
+    need(kind != "qemu" or "machine" in data["run"], "'run.machine' is required when run.kind = 'qemu' (e.g. 'netduinoplus2')")
+    need(kind == "probe" or "flash" not in data, f"[flash] is only for run.kind = 'probe' boards, not {kind!r}")
+    if kind == "probe":
+        need("flash" in data, "missing table [flash] (tool, openocd_target, pyocd_target) for a board flashed through a probe")
+        need("usb" in data, "missing table [usb] (vid, pid of the ST-LINK) for a board found on USB")
+        need(data["latency"]["source"] == "cycles", "a silicon board measures latency in 'cycles' (DWT)")
+    expected = {"native": "cpu-time", "qemu": "icount", "probe": "cycles"}[kind]
+    need(data["latency"]["source"] == expected, f"'latency.source' must be {expected!r} for run.kind = {kind!r}")
+
+
 def load_board_file(path: Path) -> Board:
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SemhilError(f"{path}: not valid TOML ({e})") from None
     _check(data, SCHEMA, str(path))
-    if data["run"]["kind"] == "qemu" and "machine" not in data["run"]:
-        raise SemhilError(f"{path}: 'run.machine' is required when run.kind = 'qemu' (e.g. 'netduinoplus2')")
+    _check_consistent(data, str(path))
+    clock, uart, run, flash, usb = (data.get(k, {}) for k in ("clock", "uart", "run", "flash", "usb"))
     return Board(name=data["name"], family=data["family"], core=data["core"], clock_hz=data["clock_hz"],
-                 uart_baud=data["uart"]["baud"], run_kind=data["run"]["kind"], latency_source=data["latency"]["source"],
-                 flash_bytes=data.get("flash_bytes"), ram_bytes=data.get("ram_bytes"), stack_bytes=data.get("stack_bytes"),
-                 qemu_machine=data["run"].get("machine"), path=path)
+                 uart_instance=uart["instance"], uart_baud=uart["baud"], run_kind=run["kind"],
+                 latency_source=data["latency"]["source"], flash_bytes=data.get("flash_bytes"), ram_bytes=data.get("ram_bytes"),
+                 stack_bytes=data.get("stack_bytes"), clock_source=clock.get("source"), hse_hz=clock.get("hse_hz"),
+                 uart_tx=uart.get("tx"), uart_rx=uart.get("rx"), qemu_machine=run.get("machine"),
+                 flash_tool=flash.get("tool"), openocd_target=flash.get("openocd_target"), pyocd_target=flash.get("pyocd_target"),
+                 usb_vid=usb.get("vid"), usb_pid=usb.get("pid"), path=path)
 
 
 def board_names(boards_dir: Path = BOARDS_DIR) -> list[str]:

@@ -34,13 +34,16 @@ def cli() -> None:
     """semhil: train a semantic codec, run its device half on a board, score it under bit errors."""
 
 
-def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str, json_path: Path | None) -> dict:
+def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str, json_path: Path | None,
+         probe_serial: str | None = None, map_path: Path | None = None) -> dict:
     from codec_train.bundle import load_bundle
     from .boards import load_board
+    from .discovery import choose_probe
     from .report import print_run
     from .session import RunOptions, run_on_board
-    options = RunOptions(n_images=images, bers=parse_bers(ber), backend=backend)
     board = load_board(board_name)
+    options = RunOptions(n_images=images, bers=parse_bers(ber), backend=backend,
+                         probe=choose_probe(board, probe_serial, map_path, None))
     bundle = load_bundle(bundle_path)
     with progress_bar() as progress:
         result = run_on_board(bundle, board, options, json_path, progress)
@@ -53,6 +56,10 @@ backend_option = click.option("--backend", type=click.Choice(["standalone", "nno
                               help="standalone: semhil's kernels; nnom: NNoM from NNOM_HOME")
 images_option = click.option("--images", default=1000, show_default=True, help="test images sent to the board (the test split has 1,000)")
 ber_option = click.option("--ber", default="0,0.001,0.01,0.05", show_default=True, help="bit error rates, comma-separated")
+probe_option = click.option("--probe", "probe_serial", help="silicon boards: serial number of the board's ST-LINK "
+                                                            "(`semhil boards --detect`)")
+map_option = click.option("--hardware-map", "map_path", type=click.Path(dir_okay=False, path_type=Path),
+                          help="silicon boards: find the board's probe in this hardware map")
 json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write the results JSON here")
 
 
@@ -62,15 +69,19 @@ json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False
 @images_option
 @ber_option
 @json_option
-def demo(board: str, backend: str, images: int, ber: str, json_path: Path | None) -> None:
+@probe_option
+@map_option
+def demo(board: str, backend: str, images: int, ber: str, json_path: Path | None, probe_serial: str | None,
+         map_path: Path | None) -> None:
     """Train (or reuse) the default codec on mnist5k, build its firmware, run it on a board, score it."""
     from codec_train.train import PRESETS, cached_bundle
     from .boards import load_board
-    load_board(board)  # fail on a misspelt board before training
+    from .discovery import choose_probe
+    choose_probe(load_board(board), probe_serial, map_path, None)  # fail on a misspelt board or a missing probe before training
     with progress_bar() as progress:
         bundle = cached_bundle(PRESETS["demo"], RUNS_DIR, "demo", progress)
     console.print(f"bundle {bundle.path} (hash {bundle.hash})")
-    _run(bundle.path, board, backend, images, ber, json_path or bundle.path / "results" / f"demo-{board}.json")
+    _run(bundle.path, board, backend, images, ber, json_path or bundle.path / "results" / f"demo-{board}.json", probe_serial, map_path)
 
 
 @cli.command()
@@ -80,9 +91,13 @@ def demo(board: str, backend: str, images: int, ber: str, json_path: Path | None
 @images_option
 @ber_option
 @json_option
-def run(bundle: Path, board: str, backend: str, images: int, ber: str, json_path: Path | None) -> None:
-    """Run BUNDLE on a board and score it; prints a table and writes the results JSON."""
-    _run(bundle, board, backend, images, ber, json_path)
+@probe_option
+@map_option
+def run(bundle: Path, board: str, backend: str, images: int, ber: str, json_path: Path | None, probe_serial: str | None,
+        map_path: Path | None) -> None:
+    """Run BUNDLE on a board and score it; prints a table and writes the results JSON. A silicon
+    board is flashed through its ST-LINK first."""
+    _run(bundle, board, backend, images, ber, json_path, probe_serial, map_path)
 
 
 @cli.command()
@@ -94,12 +109,28 @@ def build(bundle: Path, board: str, backend: str) -> None:
     from codec_train.bundle import load_bundle
     from .boards import load_board
     from .build import build_firmware
+    from .clocks import clock_plan
+    from .report import firmware_table
     b = load_board(board)
-    fw = build_firmware(load_bundle(bundle), b, backend)
-    m = fw.memory
-    console.print(f"{fw.path}\n  flash {m.flash_bytes} B" + (f" of {b.flash_bytes}" if b.flash_bytes else "")
-                  + f"\n  static RAM {m.ram_static_bytes} B + stack region {m.stack_region_bytes} B"
-                  + (f" of {b.ram_bytes}" if b.ram_bytes else ""))
+    console.print(firmware_table(build_firmware(load_bundle(bundle), b, backend), clock_plan(b)))
+
+
+@cli.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def table(results: tuple[Path, ...]) -> None:
+    """One table of several runs' results JSONs (semhil run --json): model x board -> flash, RAM,
+    stack, device latency, bytes per image, accuracy at BER 0 and 1 %."""
+    import json
+    from .report import summary_table
+    loaded = []
+    for path in results:
+        try:
+            loaded.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as e:
+            raise SemhilError(f"{path} is not a results JSON ({e}): give the files `semhil run --json` writes") from None
+        if not {"board", "bundle", "device", "results"} <= set(loaded[-1]):
+            raise SemhilError(f"{path} is not a results JSON of `semhil run` (no board, bundle, device or results)")
+    console.print(summary_table(loaded))
 
 
 @cli.command()
@@ -146,17 +177,9 @@ def bench_kernels(bundle_path: Path | None, board: str, images: int, json_path: 
     run_kernel_bench(bundle_path, board, images, json_path, console, progress_bar)
 
 
-@cli.command()
-def boards() -> None:
-    """List the board files."""
-    from .boards import board_names, load_board
-    for name in board_names():
-        b = load_board(name)
-        console.print(f"{b.name:<18} {b.core:<10} run: {b.run_kind:<7} latency: {b.latency_unit}")
-
-
 def main() -> None:
     from . import cli_codec  # noqa: F401 - registers train, eval, inspect
+    from . import cli_boards  # noqa: F401 - registers boards and flash
     try:
         cli(standalone_mode=False)
     except SemhilError as e:

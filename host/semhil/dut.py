@@ -55,18 +55,22 @@ class Dut:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _port_failed(self, error: Exception) -> BoardNotAnswering:
+        return BoardNotAnswering(f"serial port {self.url} of board {self.name} failed ({error}): the board was unplugged, "
+                                 "powered off or its process ended")
+
     def write_raw(self, data: bytes) -> None:
         try:
             self.serial.write(data)
             self.serial.flush()
         except (serial.SerialException, OSError) as e:
-            raise BoardNotAnswering(f"serial port {self.url} of board {self.name} failed: {e}") from None
+            raise self._port_failed(e) from None
 
     def read_frame(self, timeout_s: float) -> Frame | None:
         try:
             return self.reader.read_frame(timeout_s)
         except (serial.SerialException, OSError) as e:
-            raise BoardNotAnswering(f"serial port {self.url} of board {self.name} failed: {e}") from None
+            raise self._port_failed(e) from None
 
     def _try_once(self, msg_type: int, payload: bytes) -> Frame | None:
         self.seq = (self.seq + 1) & 0xFFFF

@@ -1,8 +1,13 @@
 """Human-readable tables of a run's results JSON."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console, Group
 from rich.table import Table
+
+
+UNIT_SHORT = {"instructions": "instr", "cycles": "cyc"}
 
 
 def _kb(n: int | None) -> str:
@@ -40,6 +45,41 @@ def device_table(result: dict, board) -> Table:
     table.add_row("device latency, median (p95)", f"{lat['median']:,.0f} ({lat['p95']:,.0f}) {lat['unit']}")
     table.add_row(f"{lat['unit']} per MAC", f"{lat['median'] / dev['macs']:.2f} ({dev['macs']:,} MACs)")
     table.add_row("wire time per image", f"{result['wire_ms_per_image']:.1f} ms at {board.uart_baud} baud")
+    trip = result["round_trip_ms"]
+    table.add_row("end to end per image, median (p95)", f"{trip['median']:.1f} ({trip['p95']:.1f}) ms")
+    for warning in result.get("warnings", []):
+        table.add_row("[bold yellow]warning[/]", warning)
+    return table
+
+
+def firmware_table(firmware, plan) -> Table:
+    """What `semhil build` prints: the firmware's memory against the board's capacity, and its clock."""
+    board, m = firmware.board, firmware.memory
+    table = Table(title=f"{firmware.path}", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    table.add_row("flash (text + rodata + data)", _of(m.flash_bytes, board.flash_bytes))
+    ram_capacity = board.ram_bytes - board.stack_bytes if board.ram_bytes else None
+    table.add_row("static RAM (data + bss)", _of(m.ram_static_bytes, ram_capacity))
+    if board.stack_bytes:
+        table.add_row("stack region", _kb(m.stack_region_bytes))
+    if board.is_mcu:
+        table.add_row("clock", plan.describe())
+    return table
+
+
+def summary_table(results: list[dict]) -> Table:
+    """One row per run (model x board): memory, device latency, bytes per image, accuracy at BER 0 and 1 %."""
+    table = Table(title=f"models x boards, {len(results)} run(s)", caption="memory in KB; latency: median after warm-up")
+    for name in ("model", "board", "backend", "flash", "RAM", "stack", "latency", "B/image", "BER 0", "BER 1 %"):
+        table.add_column(name, justify="left" if name in ("model", "board", "backend") else "right")
+    for r in sorted(results, key=lambda r: (r["bundle"], r["board"], r["backend"])):
+        dev, lat = r["device"], r["device"]["latency"]
+        accuracy = {row["ber"]: row["accuracy"] for row in r["results"] if row["channel"] == "iid"}
+        table.add_row(Path(r["bundle"]).name, r["board"], r["backend"], *(f"{dev[k] / 1024:.1f}" for k in
+                      ("flash_bytes", "ram_static_bytes", "stack_peak_bytes")),
+                      f"{lat['median']:,.0f} {UNIT_SHORT.get(lat['unit'], lat['unit'])}", str(r["bytes_per_image"]),
+                      *(f"{accuracy[b] * 100:.1f} %" if b in accuracy else "-" for b in (0.0, 0.01)))
     return table
 
 

@@ -82,3 +82,14 @@ class BoardProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def open_board(board: Board, firmware: Path, probe=None):
+    """The board as something to start, restart and stop: a native process, QEMU, or (with a
+    discovery.ProbeChoice) a silicon board flashed through its ST-LINK."""
+    if board.run_kind == "probe":
+        from .discovery import choose_probe
+        from .flash import ProbeBoard
+        probe = probe or choose_probe(board, None, None, None)  # raises: says how to name the probe
+        return ProbeBoard(board, firmware, probe.serial, probe.tool, reset_line=probe.reset_line)
+    return BoardProcess(board, firmware)

@@ -24,7 +24,8 @@ from .channel import IidChannel
 from .dut import BoardNotAnswering, Dut
 from .errors import SemhilError
 from .model_report import layer_rows
-from .runners import BoardProcess
+from .discovery import ProbeChoice
+from .runners import open_board
 from .scoring import score
 
 DEFAULT_BERS = (0.0, 0.001, 0.01, 0.05)
@@ -41,6 +42,7 @@ class RunOptions:
     seed: int = 0
     backend: str = "standalone"
     warmup: int = 5
+    probe: ProbeChoice | None = None  # the ST-LINK of a silicon board
 
 
 def check_firmware(info: dict, bundle, board: Board) -> None:
@@ -49,10 +51,20 @@ def check_firmware(info: dict, bundle, board: Board) -> None:
                              f"not {bundle.hash} ({bundle.path}); rebuild and flash it: semhil run {bundle.path} --board {board.name}")
 
 
+def board_warnings(info: dict, board: Board) -> list[str]:
+    """What the board's INFO says that the technician should know."""
+    clock = int(info.get("core_clock_hz", 0))
+    if board.is_mcu and clock != board.clock_hz:
+        return [f"the board runs at {clock / 1e6:g} MHz, not the {board.clock_hz / 1e6:g} MHz of {board.path}: its oscillator "
+                "or PLL did not start (check the board's clock source in the board file and its solder bridges)"]
+    return []
+
+
 def device_latency(ticks: np.ndarray, board: Board, timer_hz: int) -> np.ndarray:
-    """Device ticks in the board's latency unit (instructions under QEMU -icount shift=0: 1 ns each)."""
+    """Device ticks in the board's latency unit: DWT ticks are cycles; SysTick ticks under QEMU
+    -icount shift=0 become instructions (1 ns each); the native board's are nanoseconds."""
     if board.latency_source == "cycles":
-        return ticks * (board.clock_hz / timer_hz)
+        return ticks.astype(float)
     return ticks * (1e9 / timer_hz)
 
 
@@ -63,12 +75,14 @@ def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np
     job = progress.add_task(f"images on {dut.name}", total=len(images)) if progress else None
     with log_path.open("w") as log:
         for i, image in enumerate(images):
+            sent = time.perf_counter()
             try:
                 result = dut.infer(image.tobytes(), f"image {i}")
             except BoardNotAnswering as e:
                 raise BoardNotAnswering(f"{e}; the {i} images measured so far are in {log_path}") from None
             record = {"index": i, "label": int(labels[i]), "code": result.code.hex(), "ticks": result.ticks,
-                      "stack_peak_bytes": result.stack_peak_bytes, "bit_exact": result.code == expected[i].tobytes()}
+                      "stack_peak_bytes": result.stack_peak_bytes, "bit_exact": result.code == expected[i].tobytes(),
+                      "round_trip_ms": round((time.perf_counter() - sent) * 1000, 3)}
             log.write(json.dumps(record) + "\n")
             log.flush()
             records.append(record)
@@ -88,15 +102,16 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     _, expected = run_graph(bundle.graph, images)
     out_dir = bundle.path / "results" / f"{board.name}-{options.backend}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with BoardProcess(board, firmware.path) as process:
+    with open_board(board, firmware.path, options.probe) as process:
         with Dut(process.port, board.name, baud=board.uart_baud, reset=process.restart) as dut:
             info = dut.wait_ready()
             check_firmware(info, bundle, board)
             records = collect_codes(dut, images, labels, expected, out_dir / "images.jsonl", progress)
             layer_ticks = dut.layer_ticks()  # of the last image
     payloads = np.stack([np.frombuffer(bytes.fromhex(r["code"]), np.uint8) for r in records])
-    latency = device_latency(np.array([r["ticks"] for r in records[min(options.warmup, len(records) - 1):]], float),
-                             board, int(info["timer_hz"]))
+    measured = records[min(options.warmup, len(records) - 1):]  # after warm-up
+    latency = device_latency(np.array([r["ticks"] for r in measured], float), board, int(info["timer_hz"]))
+    round_trips = [r["round_trip_ms"] for r in measured]
     code_bytes = bundle.graph["code_bytes"]
     rows, task_accuracy = score(bundle, images, labels, payloads, [IidChannel(b) for b in options.bers], options.seed)
     result = {
@@ -111,6 +126,8 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
         },
         "layers": layer_rows(bundle.graph, layer_ticks, float(device_latency(np.ones(1), board, int(info["timer_hz"]))[0])),
         "wire_ms_per_image": (images[0].size + code_bytes) * 10 / board.uart_baud * 1000,
+        "round_trip_ms": {"median": float(np.median(round_trips)), "p95": float(np.percentile(round_trips, 95))},
+        "warnings": board_warnings(info, board),
         "results": rows,
         "task_accuracy": task_accuracy,
         "firmware": str(firmware.path), "board_info": info, "retries": dut.log,

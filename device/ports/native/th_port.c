@@ -151,3 +151,8 @@ const char *th_board_name(void)
 {
     return BOARD_NAME;
 }
+
+const char *th_reset_cause(void)
+{
+    return "process start";
+}

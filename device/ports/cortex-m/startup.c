@@ -1,12 +1,14 @@
-/* Cortex-M4F start-up for the STM32F4: vector table, reset handler, and the newlib system
- * call stubs (the firmware itself uses no stdio or malloc; these only keep a stray call linkable). */
+/* Cortex-M start-up: vector table (the family's port.h gives its size and the UART's interrupt),
+ * reset handler, and the newlib system call stubs (the firmware itself uses no stdio or malloc;
+ * these only keep a stray call linkable). */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "cortex_m.h"
+#include "port.h" /* PORT_IRQ_COUNT, PORT_UART_IRQN */
+
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88)
-#define IRQ_COUNT 82 /* STM32F405/407 */
-#define USART1_IRQN 37
 
 extern uint32_t _sidata[], _sdata[], _edata[], _sbss[], _ebss[], _estack[];
 int main(void);
@@ -40,11 +42,12 @@ void SVC_Handler(void) WEAK_DEFAULT;
 void DebugMon_Handler(void) WEAK_DEFAULT;
 void PendSV_Handler(void) WEAK_DEFAULT;
 void SysTick_Handler(void) WEAK_DEFAULT;
-void USART1_IRQHandler(void) WEAK_DEFAULT;
 
 typedef void (*vector_t)(void);
 
-__attribute__((section(".isr_vector"), used)) const vector_t vectors[16 + IRQ_COUNT] = {
+#pragma GCC diagnostic ignored "-Woverride-init" /* the UART's entry overrides the default range */
+
+__attribute__((section(".isr_vector"), used)) const vector_t vectors[16 + PORT_IRQ_COUNT] = {
     [0] = (vector_t)_estack,
     [1] = Reset_Handler,
     [2] = NMI_Handler,
@@ -56,9 +59,8 @@ __attribute__((section(".isr_vector"), used)) const vector_t vectors[16 + IRQ_CO
     [12] = DebugMon_Handler,
     [14] = PendSV_Handler,
     [15] = SysTick_Handler,
-    [16 ... 16 + USART1_IRQN - 1] = Default_Handler,
-    [16 + USART1_IRQN] = USART1_IRQHandler,
-    [16 + USART1_IRQN + 1 ... 16 + IRQ_COUNT - 1] = Default_Handler,
+    [16 ... 16 + PORT_IRQ_COUNT - 1] = Default_Handler,
+    [16 + PORT_UART_IRQN] = port_uart_irq,
 };
 
 void _exit(int status)

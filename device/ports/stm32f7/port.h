@@ -1,0 +1,8 @@
+/* STM32F7 port: the vector table size and the board's UART (BOARD_UART_INSTANCE = n for USARTn). */
+#ifndef SEMHIL_PORT_H
+#define SEMHIL_PORT_H
+
+#define PORT_IRQ_COUNT 98 /* STM32F746: the last is SPDIF-RX (97) */
+#define PORT_UART_IRQN (BOARD_UART_INSTANCE == 1 ? 37 : BOARD_UART_INSTANCE == 2 ? 38 : 39)
+
+#endif

@@ -1,0 +1,149 @@
+"""Finding boards on USB without hardware: fake serial ports, the hardware map, ports that move."""
+import pytest
+from click.testing import CliRunner
+from serial.tools import list_ports
+from serial.tools.list_ports_common import ListPortInfo
+
+from semhil import cli_boards  # noqa: F401 - registers boards and flash
+from semhil.boards import load_board
+from semhil.cli import cli
+from semhil.discovery import (HardwareMapEntry, Probe, ProbeChoice, choose_probe, detect_probes, entry_for_board,
+                              hardware_map_entries, port_for_serial, read_hardware_map, write_hardware_map)
+from semhil.errors import SemhilError
+
+V21_SERIAL = "0671FF485051717867084150"
+V3_SERIAL = "003A00283132511238363431"
+
+
+def fake_port(device, vid, pid, serial_number, product="STM32 STLink"):
+    info = ListPortInfo(device, skip_link_detection=True)
+    info.vid, info.pid, info.serial_number, info.product = vid, pid, serial_number, product
+    return info
+
+
+def attach(monkeypatch, *ports):
+    monkeypatch.setattr(list_ports, "comports", lambda *args, **kwargs: list(ports))
+
+
+BENCH = [
+    fake_port("/dev/ttyACM1", 0x0483, 0x374E, V3_SERIAL, "STLINK-V3"),
+    fake_port("/dev/ttyACM0", 0x0483, 0x374B, V21_SERIAL),
+    fake_port("/dev/ttyUSB0", 0x0403, 0x6001, "A50285BI", "FT232R USB UART"),    # not a probe
+    fake_port("/dev/ttyACM2", 0x0483, 0x5740, "2061377B5748", "STM32 Virtual ComPort"),  # an STM32's own USB CDC
+]
+
+
+def test_detect_lists_stlink_ports_with_their_boards(monkeypatch):
+    attach(monkeypatch, *BENCH)
+    assert detect_probes() == [
+        Probe("/dev/ttyACM0", 0x0483, 0x374B, V21_SERIAL, "STM32 STLink", ("nucleo-f446re", "nucleo-h743zi", "stm32f746g-disco")),
+        Probe("/dev/ttyACM1", 0x0483, 0x374E, V3_SERIAL, "STLINK-V3", ("stm32h750b-dk",)),
+    ]
+    assert detect_probes()[0].usb_id == "0483:374b"
+
+
+def test_detect_accepts_a_pid_a_board_file_declares(monkeypatch):
+    from dataclasses import replace
+    custom = replace(load_board("nucleo-f446re"), name="custom-probe", usb_vid=0x1209, usb_pid=0x0001)
+    attach(monkeypatch, fake_port("/dev/ttyACM5", 0x1209, 0x0001, "C0FFEE", "my probe"), *BENCH)
+    probes = detect_probes([custom])
+    assert [(p.port, p.serial_number, p.boards) for p in probes] == [
+        ("/dev/ttyACM0", V21_SERIAL, ()), ("/dev/ttyACM1", V3_SERIAL, ()), ("/dev/ttyACM5", "C0FFEE", ("custom-probe",))]
+
+
+def test_hardware_map_round_trip(tmp_path):
+    entries = [HardwareMapEntry("nucleo-f446re", V21_SERIAL, "/dev/ttyACM0", "st-flash", "dtr"),
+               HardwareMapEntry("stm32h750b-dk", V3_SERIAL, "/dev/ttyACM1"),
+               HardwareMapEntry("nucleo-h743zi", 'odd"serial\\', None, "pyocd")]
+    path = tmp_path / "hardware-map.toml"
+    write_hardware_map(path, entries)
+    assert path.read_text().count("[[board]]") == 3
+    assert read_hardware_map(path) == entries
+    assert entry_for_board(entries, "stm32h750b-dk", path).probe_serial == V3_SERIAL
+    with pytest.raises(SemhilError, match="has no board 'native'; it lists: nucleo-f446re, stm32h750b-dk, nucleo-h743zi"):
+        entry_for_board(entries, "native", path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[[board]]\nname = "nucleo-f446re"\nprobe_serail = "0671"\n', r"\[\[board\]\] 1: unknown key 'probe_serail' \(did you mean 'probe_serial'\?\)"),
+    ('[[board]]\nname = "nucleo-f446"\nprobe_serial = "0671"\n', r"'name' = 'nucleo-f446' is not a board file \(did you mean 'nucleo-f446re'\?\)"),
+    ('[[board]]\nname = "nucleo-f446re"\n', r"\[\[board\]\] 1: missing key 'probe_serial'"),
+    ('[[board]]\nname = "nucleo-f446re"\nprobe_serial = "0671"\ntool = "stflash"\n', r"'tool' = 'stflash' is not one of: openocd, pyocd, st-flash"),
+    ('[[board]]\nname = "nucleo-f446re"\nprobe_serial = "0671"\n[[board]]\nname = "nucleo-h743zi"\nprobe_serial = "0671"\n',
+     r"\[\[board\]\] 2: probe_serial 0671 appears twice"),
+    ('[[boards]]\nname = "nucleo-f446re"\n', r"unknown key\(s\) boards"),
+    ('[[board]]\nname = "nucleo-f446re"\nprobe_serial = "0671"\nreset = "dts"\n', r"'reset' = 'dts' is not one of: probe, dtr, rts"),
+    ('[[board]\nname = "x"\n', "not valid TOML"),
+])
+def test_hardware_map_mistakes_name_the_file_and_key(tmp_path, text, message):
+    path = tmp_path / "bench.toml"
+    path.write_text(text)
+    with pytest.raises(SemhilError, match=rf"{path}.*{message}"):
+        read_hardware_map(path)
+
+
+def test_port_is_found_by_serial_after_it_moves(monkeypatch):
+    attach(monkeypatch, *BENCH)
+    assert port_for_serial(V21_SERIAL) == "/dev/ttyACM0"
+    attach(monkeypatch, fake_port("/dev/ttyACM3", 0x0483, 0x374B, V21_SERIAL))  # unplugged and plugged in again
+    assert port_for_serial(V21_SERIAL.lower()) == "/dev/ttyACM3"
+
+
+def test_missing_probe_lists_what_is_attached(monkeypatch):
+    attach(monkeypatch, *BENCH)
+    with pytest.raises(SemhilError, match=rf"no serial port belongs to the probe with serial DEADBEEF; attached: "
+                                          rf"/dev/ttyACM0 \(0483:374b, serial {V21_SERIAL}, nucleo-f446re/nucleo-h743zi/stm32f746g-disco\); "
+                                          rf"/dev/ttyACM1 \(0483:374e, serial {V3_SERIAL}, stm32h750b-dk\)"):
+        port_for_serial("DEADBEEF")
+    attach(monkeypatch)
+    with pytest.raises(SemhilError, match="no ST-LINK is attached"):
+        port_for_serial("DEADBEEF", wait_s=0.3)
+
+
+def test_boards_lists_every_board_file():
+    done = CliRunner().invoke(cli, ["boards"])
+    assert done.exit_code == 0, done.output
+    lines = {line.split()[0]: line.split() for line in done.output.splitlines() if line.strip()}
+    assert lines["nucleo-f446re"] == ["nucleo-f446re", "stm32f4", "cortex-m4", "180", "512", "128", "probe", "cycles"]
+    assert lines["native"] == ["native", "native", "native", "-", "-", "-", "native", "ns"]
+    assert {"qemu-stm32f405", "qemu-cortex-m7", "stm32h750b-dk", "stm32f746g-disco", "nucleo-h743zi"} <= set(lines)
+
+
+def test_boards_detect_and_generate_hardware_map(monkeypatch, tmp_path):
+    attach(monkeypatch, *BENCH)
+    done = CliRunner().invoke(cli, ["boards", "--detect"])
+    assert done.exit_code == 0, done.output
+    assert V21_SERIAL in done.output and V3_SERIAL in done.output and "ttyUSB0" not in done.output
+
+    path = tmp_path / "hardware-map.toml"
+    done = CliRunner().invoke(cli, ["boards", "--generate-hardware-map", str(path)])
+    assert done.exit_code == 0, done.output
+    assert "fill in the board name of 1 of them" in done.output
+    text = path.read_text()
+    assert "# fill in name: the board on this probe (STM32 STLink); candidates: nucleo-f446re, nucleo-h743zi, stm32f746g-disco" in text
+    with pytest.raises(SemhilError, match=rf"\[\[board\]\] 1 \(probe {V21_SERIAL}\): 'name' is empty; fill in the board"):
+        read_hardware_map(path)
+    path.write_text(text.replace('name = ""', 'name = "nucleo-f446re"'))
+    assert read_hardware_map(path) == [HardwareMapEntry("nucleo-f446re", V21_SERIAL, "/dev/ttyACM0"),
+                                       HardwareMapEntry("stm32h750b-dk", V3_SERIAL, "/dev/ttyACM1")]
+
+
+def test_generated_entries_name_the_board_only_when_one_matches():
+    probes = [Probe("/dev/ttyACM9", 0x1209, 0x0001, "C0FFEE", "my probe", ())]
+    [entry] = hardware_map_entries(probes)
+    assert entry.name == "" and "none of the board files matches 1209:0001" in entry.comment
+
+
+def test_choose_probe_from_the_command_line_or_a_hardware_map(tmp_path):
+    nucleo, native = load_board("nucleo-f446re"), load_board("native")
+    assert choose_probe(nucleo, V21_SERIAL, None, "pyocd") == ProbeChoice(V21_SERIAL, "pyocd")
+    path = tmp_path / "rig.toml"
+    write_hardware_map(path, [HardwareMapEntry("nucleo-f446re", V21_SERIAL, tool="st-flash", reset="rts")])
+    assert choose_probe(nucleo, None, path, None) == ProbeChoice(V21_SERIAL, "st-flash", "rts")
+    assert choose_probe(native, None, None, None) is None
+    with pytest.raises(SemhilError, match="name it with --probe SERIAL or --hardware-map FILE"):
+        choose_probe(nucleo, None, None, None)
+    with pytest.raises(SemhilError, match="not both"):
+        choose_probe(nucleo, V21_SERIAL, path, None)
+    with pytest.raises(SemhilError, match="board native is not on a probe"):
+        choose_probe(native, V21_SERIAL, None, None)
