@@ -103,15 +103,11 @@ def _kb(n: int) -> str:
     return f"{n / 1024:,.1f} KB"
 
 
-def _refuse_too_large(cmd: list[str], board: Board, out_dir: Path) -> None:
+def _refuse_too_large(board: Board, link, out_dir: Path) -> None:
     """Link again with room to spare to measure the firmware, then say what it needs against what the board has."""
-    script = linker_script(board, out_dir / "measure.ld", MEASURING_BYTES, MEASURING_BYTES)
-    elf = out_dir / "measure.elf"
-    measure = [a if a != str(out_dir / "linker.ld") else str(script) for a in cmd]
-    measure = [str(elf) if a == str(out_dir / "firmware.elf") else a for a in measure]
-    _compile([a for a in measure if not a.startswith("-Wl,-Map=")], out_dir / "measure.log", f"measuring the firmware for {board.name}")
-    m = memory_report(elf)
-    elf.unlink()
+    _compile(link(MEASURING_BYTES, MEASURING_BYTES, "measure"), out_dir / "measure.log", f"measuring the firmware for {board.name}")
+    m = memory_report(out_dir / "measure.elf")
+    (out_dir / "measure.elf").unlink()
     ram = m.ram_static_bytes + board.stack_bytes
     problems = []
     if m.flash_bytes > board.flash_bytes:
@@ -220,15 +216,17 @@ def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmwar
         log_flags = ["-DSEMHIL_NNOM_LOG_STDERR"] if board.family == "native" else []  # NNoM's logs in the board's output
         objects = _nnom_objects(cc, target_flags + log_flags, home, out_dir / "nnom")
     sources = sorted(str(p) for d in [*dirs, model_dir] for p in d.glob("*.c") if p.name != "nnom_sizer.c")
-    elf = out_dir / "firmware.elf"
     cmd = [cc, *COMMON_FLAGS, *target_flags, *[f"-I{d}" for d in [*dirs, model_dir]], *includes, f'-DBOARD_NAME="{board.name}"']
-    if board.family == "native":
-        cmd += ["-D_GNU_SOURCE", *sources, *map(str, objects), "-o", str(elf), "-lm"]
-    else:
-        script = linker_script(board, out_dir / "linker.ld", board.flash_bytes, board.ram_bytes)
-        cmd += [*MCU_LINK_FLAGS, f"-Wl,-Map={out_dir / 'firmware.map'}", "-T", str(script), *sources, *map(str, objects), "-o", str(elf), "-lm"]
+    inputs = [*sources, *map(str, objects)]
+
+    def mcu_link(flash_bytes: int, ram_bytes: int, name: str) -> list[str]:
+        script = linker_script(board, out_dir / f"{name}.ld", flash_bytes, ram_bytes)
+        return [*cmd, *MCU_LINK_FLAGS, f"-Wl,-Map={out_dir / name}.map", "-T", str(script), *inputs, "-o", str(out_dir / f"{name}.elf"), "-lm"]
+
+    elf = out_dir / "firmware.elf"
     try:
-        _compile(cmd, out_dir / "build.log", f"build for {board.name} ({backend} backend)")
+        _compile(mcu_link(board.flash_bytes, board.ram_bytes, "firmware") if board.is_mcu
+                 else [*cmd, "-D_GNU_SOURCE", *inputs, "-o", str(elf), "-lm"], out_dir / "build.log", f"build for {board.name} ({backend} backend)")
     except ModelTooLarge:
-        _refuse_too_large(cmd, board, out_dir)
+        _refuse_too_large(board, mcu_link, out_dir)
     return Firmware(elf, board, bundle.hash, memory_report(elf))
