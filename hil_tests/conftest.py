@@ -58,6 +58,17 @@ def untrained_resnet_bundle(path, image_size: int):
     return write_bundle(path, config, data, task.eval(), codec.eval(), {})
 
 
+def another_bundle(bundle, path):
+    """The same weights sealed as another bundle: a firmware built from one is refused for the other."""
+    from codec_train.bundle import load_bundle, seal
+    path.mkdir()
+    for name in ("config.json", "task.pt", "codec.pt", "device_graph.json"):
+        (path / name).write_bytes((bundle.path / name).read_bytes())
+    (path / "metrics.json").write_text('{"note": "same weights, another bundle"}')
+    seal(path)
+    return load_bundle(path)
+
+
 def skip_unless_available(backend: str) -> None:
     if backend == "nnom" and not os.environ.get("NNOM_HOME"):
         pytest.skip("needs NNOM_HOME (NNoM checkout)")

@@ -8,13 +8,14 @@ import zlib
 
 import pytest
 
-from codec_train.bundle import load_bundle, seal
 from codec_train.data import load_dataset
 from codec_train.simulate import run_graph
 from semhil.build import build_firmware
 from semhil.dut import BoardNotAnswering, Dut
 from semhil.protocol import ErrorCode, MsgType, cobs_encode, encode_frame, parse_error
 from semhil.session import BundleMismatch, RunOptions, collect_codes, run_on_board
+
+from conftest import another_bundle
 
 
 def accuracy_at(result, ber):
@@ -86,13 +87,7 @@ def test_oversized_and_truncated_frames_do_not_hang_the_board(dut, bundle):
 
 
 def test_firmware_from_another_bundle_is_refused(bundle, board, tmp_path):
-    other = tmp_path / "other"
-    other.mkdir()
-    for name in ("config.json", "task.pt", "codec.pt", "device_graph.json"):
-        (other / name).write_bytes((bundle.path / name).read_bytes())
-    (other / "metrics.json").write_text('{"note": "same weights, another bundle"}')
-    seal(other)
-    other_firmware = build_firmware(load_bundle(other), board)
+    other_firmware = build_firmware(another_bundle(bundle, tmp_path / "other"), board)
     with pytest.raises(BundleMismatch, match=f"not {bundle.hash}"):
         run_on_board(bundle, board, RunOptions(n_images=5), firmware=other_firmware)
 

@@ -35,15 +35,17 @@ def cli() -> None:
 
 
 def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str, json_path: Path | None,
-         probe_serial: str | None = None, map_path: Path | None = None) -> dict:
+         probe_serial: str | None = None, map_path: Path | None = None, port_url: str | None = None) -> dict:
     from codec_train.bundle import load_bundle
     from .boards import load_board
     from .discovery import choose_probe
     from .report import print_run
     from .session import RunOptions, run_on_board
     board = load_board(board_name)
-    options = RunOptions(n_images=images, bers=parse_bers(ber), backend=backend,
-                         probe=choose_probe(board, probe_serial, map_path, None))
+    if port_url and (probe_serial or map_path):
+        raise SemhilError("--port names a board that is already running: drop --probe/--hardware-map")
+    options = RunOptions(n_images=images, bers=parse_bers(ber), backend=backend, port_url=port_url,
+                         probe=None if port_url else choose_probe(board, probe_serial, map_path, None))
     bundle = load_bundle(bundle_path)
     with progress_bar() as progress:
         result = run_on_board(bundle, board, options, json_path, progress)
@@ -93,11 +95,28 @@ def demo(board: str, backend: str, images: int, ber: str, json_path: Path | None
 @json_option
 @probe_option
 @map_option
+@click.option("--port", "port_url", help="a board already running its firmware at this serial port or URL "
+                                         "(e.g. rfc2217://rig2:2217 from `semhil serve`): not started, flashed or reset")
 def run(bundle: Path, board: str, backend: str, images: int, ber: str, json_path: Path | None, probe_serial: str | None,
-        map_path: Path | None) -> None:
+        map_path: Path | None, port_url: str | None) -> None:
     """Run BUNDLE on a board and score it; prints a table and writes the results JSON. A silicon
     board is flashed through its ST-LINK first."""
-    _run(bundle, board, backend, images, ber, json_path, probe_serial, map_path)
+    _run(bundle, board, backend, images, ber, json_path, probe_serial, map_path, port_url)
+
+
+@cli.command()
+@click.argument("port")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
+@click.option("--tcp-port", default=2217, show_default=True, help="TCP port to listen on")
+def serve(port: str, host: str, tcp_port: int) -> None:
+    """Serve a board's serial PORT over the network (RFC 2217) until Ctrl-C; elsewhere:
+    semhil run BUNDLE --board B --port rfc2217://THIS-HOST:TCP-PORT."""
+    import time
+    from .remote import PortServer
+    with PortServer(port, host, tcp_port) as server:
+        console.print(f"serving {port} at {server.url} (Ctrl-C stops)")
+        while True:
+            time.sleep(1)
 
 
 @cli.command()
@@ -175,6 +194,26 @@ def bench_kernels(bundle_path: Path | None, board: str, images: int, json_path: 
     """Device instructions (or cycles) per MAC of the device half, per available backend, on one board."""
     from .kernel_bench import run_kernel_bench
     run_kernel_bench(bundle_path, board, images, json_path, console, progress_bar)
+
+
+@cli.command()
+def doctor() -> None:
+    """Check the toolchain, QEMU, NNoM, probes and serial-port permissions; say what to install or change.
+    Exits non-zero when something `make test` needs is missing."""
+    from rich.table import Table
+    from .doctor import run_checks
+    checks = run_checks()
+    table = Table(title="semhil doctor")
+    for name in ("check", "", "found", "to fix"):
+        table.add_column(name)
+    for c in checks:
+        mark = "[green]ok[/]" if c.ok else ("[bold red]missing[/]" if c.required else "[yellow]optional[/]")
+        table.add_row(c.what, mark, c.found, "" if c.ok else c.fix)
+    console.print(table)
+    failed = [c.what for c in checks if c.required and not c.ok]
+    if failed:
+        raise SemhilError(f"{len(failed)} thing(s) `make test` needs are missing: {', '.join(failed)}")
+    console.print("everything the native and QEMU boards need is here")
 
 
 def main() -> None:

@@ -84,9 +84,28 @@ class BoardProcess:
         self.stop()
 
 
-def open_board(board: Board, firmware: Path, probe=None):
-    """The board as something to start, restart and stop: a native process, QEMU, or (with a
-    discovery.ProbeChoice) a silicon board flashed through its ST-LINK."""
+class AttachedBoard:
+    """A board already running its firmware, reached at a pyserial URL (a local port, or
+    rfc2217://host:port served by `semhil serve`); semhil neither starts nor resets it."""
+
+    restart = None  # no way to reset it from here: a silent board is reported, not reset
+
+    def __init__(self, url: str):
+        self.port = url
+
+    def __enter__(self) -> "AttachedBoard":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def open_board(board: Board, firmware: Path, probe=None, port_url: str | None = None):
+    """The board as something to start, restart and stop: a native process, QEMU, (with a
+    discovery.ProbeChoice) a silicon board flashed through its ST-LINK, or (with port_url) a board
+    already running at a serial port or network URL."""
+    if port_url:
+        return AttachedBoard(port_url)
     if board.run_kind == "probe":
         from .discovery import choose_probe
         from .flash import ProbeBoard

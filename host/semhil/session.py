@@ -43,6 +43,7 @@ class RunOptions:
     backend: str = "standalone"
     warmup: int = 5
     probe: ProbeChoice | None = None  # the ST-LINK of a silicon board
+    port_url: str | None = None       # a board already running there (e.g. rfc2217://host:2217): not started or flashed
 
 
 def check_firmware(info: dict, bundle, board: Board) -> None:
@@ -102,7 +103,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     _, expected = run_graph(bundle.graph, images)
     out_dir = bundle.path / "results" / f"{board.name}-{options.backend}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open_board(board, firmware.path, options.probe) as process:
+    with open_board(board, firmware.path, options.probe, options.port_url) as process:
         with Dut(process.port, board.name, baud=board.uart_baud, reset=process.restart) as dut:
             info = dut.wait_ready()
             check_firmware(info, bundle, board)
