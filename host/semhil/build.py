@@ -216,7 +216,7 @@ def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmwar
         log_flags = ["-DSEMHIL_NNOM_LOG_STDERR"] if board.family == "native" else []  # NNoM's logs in the board's output
         objects = _nnom_objects(cc, target_flags + log_flags, home, out_dir / "nnom")
     sources = sorted(str(p) for d in [*dirs, model_dir] for p in d.glob("*.c") if p.name != "nnom_sizer.c")
-    cmd = [cc, *COMMON_FLAGS, *target_flags, *[f"-I{d}" for d in [*dirs, model_dir]], *includes, f'-DBOARD_NAME="{board.name}"']
+    cmd = [cc, *COMMON_FLAGS, *target_flags, *[f"-I{d}" for d in [*dirs, model_dir]], *includes]
     inputs = [*sources, *map(str, objects)]
 
     def mcu_link(flash_bytes: int, ram_bytes: int, name: str) -> list[str]:

@@ -21,10 +21,10 @@ from .backends.graph import activation_lower_bound, total_macs
 from .boards import Board
 from .build import Firmware, build_firmware
 from .channel import IidChannel
+from .discovery import ProbeChoice
 from .dut import BoardNotAnswering, Dut
 from .errors import SemhilError
 from .model_report import layer_rows
-from .discovery import ProbeChoice
 from .runners import open_board
 from .scoring import score
 

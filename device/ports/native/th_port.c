@@ -12,11 +12,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "board_config.h"
 #include "th_port.h"
-
-#ifndef BOARD_NAME
-#define BOARD_NAME "native"
-#endif
 
 #define STACK_BYTES (256u * 1024u)
 #define STACK_PAINT 0xC0DEC0DEu

@@ -2,12 +2,12 @@
  * one layout (RM0090, RM0390, RM0385): PLL from the board's oscillator, over-drive where the clock
  * needs it. The voltage scale stays at its reset value, scale 1 on both. */
 #include "cortex_m.h"
+#include "f4f7.h"
 #include "stm32.h"
 
 #define RCC_CR REG(0x40023800)
 #define RCC_PLLCFGR REG(0x40023804)
 #define RCC_CFGR REG(0x40023808)
-#define RCC_APB1ENR REG(0x40023840)
 #define FLASH_ACR REG(0x40023C00)
 #define PWR_CR REG(0x40007000)
 #define PWR_CSR REG(0x40007004)
@@ -29,7 +29,6 @@
 #define PWR_CSR_ODRDY (1u << 16)
 #define PWR_CSR_ODSWRDY (1u << 17)
 #define ACR_LATENCY 0xFu
-#define HSI_HZ 16000000u
 
 /* The reset clock: SYSCLK on the HSI, buses undivided, PLL off. Where the clock set-up starts (a
  * debugger's reset-init script may have left the PLL running) and where a failed step leaves it. */
@@ -86,4 +85,11 @@ uint32_t stm32_f4f7_clock_init(uint32_t flash_acr_bits)
         return run_on_hsi();
     return BOARD_CORE_CLOCK_HZ;
 #endif
+}
+
+uint32_t stm32_f4f7_uart_clock_hz(uint32_t core_hz)
+{
+    if (!BOARD_CLOCK_SETUP || core_hz != BOARD_CORE_CLOCK_HZ)
+        return HSI_HZ; /* emulated (the divisor does not matter), or the plan failed */
+    return BOARD_CORE_CLOCK_HZ / BOARD_AHB_DIV / (USART_ON_APB2 ? BOARD_APB2_DIV : BOARD_APB1_DIV);
 }

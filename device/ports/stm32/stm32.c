@@ -24,12 +24,21 @@
 #define CR1_TE (1u << 3)
 #define CR1_RXNEIE (1u << 5)
 
-void stm32_pin_alternate(uint32_t base, uint32_t pin, uint32_t af, int pull_up)
+static void pin_alternate(volatile uint32_t *gpio_enable, uint32_t gpioa_base, uint32_t port, uint32_t pin, int pull_up)
 {
+    *gpio_enable |= 1u << port;
+    (void)*gpio_enable; /* the peripheral clock needs a moment after enabling */
+    uint32_t base = gpioa_base + 0x400u * port;
     REG(base + GPIO_MODER) = (REG(base + GPIO_MODER) & ~(3u << 2 * pin)) | 2u << 2 * pin;
     REG(base + GPIO_OSPEEDR) |= 2u << 2 * pin;
     REG(base + GPIO_PUPDR) = (REG(base + GPIO_PUPDR) & ~(3u << 2 * pin)) | (pull_up ? 1u : 0u) << 2 * pin;
-    REG(base + GPIO_AFR(pin)) = (REG(base + GPIO_AFR(pin)) & ~(0xFu << 4 * (pin % 8))) | af << 4 * (pin % 8);
+    REG(base + GPIO_AFR(pin)) = (REG(base + GPIO_AFR(pin)) & ~(0xFu << 4 * (pin % 8))) | 7u << 4 * (pin % 8);
+}
+
+void stm32_uart_pins(volatile uint32_t *gpio_enable, uint32_t gpioa_base)
+{
+    pin_alternate(gpio_enable, gpioa_base, BOARD_UART_TX_PORT, BOARD_UART_TX_PIN, 0);
+    pin_alternate(gpio_enable, gpioa_base, BOARD_UART_RX_PORT, BOARD_UART_RX_PIN, 1); /* pull-up on RX */
 }
 
 uint32_t stm32_prescaler_bits(uint32_t div, uint32_t first)

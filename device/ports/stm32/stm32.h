@@ -10,8 +10,10 @@ struct stm32_reset_flag {
     const char *name;
 };
 
-/* The pin as alternate function af (TX, or RX with its pull-up); its GPIO port's clock must be on. */
-void stm32_pin_alternate(uint32_t gpio_port_base, uint32_t pin, uint32_t af, int pull_up);
+/* The board's UART TX and RX pins (BOARD_UART_TX_*, BOARD_UART_RX_*) as AF7, the alternate function of
+ * USART1-3 on every family: their GPIO ports clocked through gpio_enable (bit n: port n) and found at
+ * gpioa_base + 0x400 * n. */
+void stm32_uart_pins(volatile uint32_t *gpio_enable, uint32_t gpioa_base);
 /* HPRE/PPRE field of a divider: 1 -> 0, 2 -> first, 4 -> first + 1, ... */
 uint32_t stm32_prescaler_bits(uint32_t div, uint32_t first);
 /* The name of the first flag set in a table ordered by priority, or "unknown". */
@@ -22,6 +24,8 @@ const char *stm32_csr_reset_cause(uint32_t csr);
 /* F4 and F7 (stm32/rcc_f4f7.c): makes BOARD_CORE_CLOCK_HZ with the board's plan, flash_acr_bits set
  * beside the wait states; returns the core clock reached (the 16 MHz HSI if a step failed). */
 uint32_t stm32_f4f7_clock_init(uint32_t flash_acr_bits);
+/* The clock of the board's USART's bus once the core runs at core_hz. */
+uint32_t stm32_f4f7_uart_clock_hz(uint32_t core_hz);
 
 void stm32_usart_init(uint32_t base, uint32_t clock_hz, uint32_t baud);
 void stm32_usart_irq(uint32_t base);

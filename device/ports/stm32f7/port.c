@@ -3,56 +3,25 @@
  * An oscillator, PLL or regulator that does not come up leaves the board on the 16 MHz HSI it reset
  * to, and the UART's divisor follows the clock that really runs. */
 #include "cortex_m.h"
+#include "f4f7.h"
 #include "port.h"
 #include "stm32.h"
 
-#define RCC_AHB1ENR REG(0x40023830)
-#define RCC_APB1ENR REG(0x40023840)
-#define RCC_APB2ENR REG(0x40023844)
-#define RCC_CSR REG(0x40023874)
-#define GPIO_PORT(port) (0x40020000u + 0x400u * (port))
-
-#if BOARD_UART_INSTANCE == 1
-#define USART_BASE 0x40011000u
-#define USART_ENR RCC_APB2ENR
-#define USART_ENR_BIT (1u << 4)
-#define USART_ON_APB2 1
-#elif BOARD_UART_INSTANCE == 2
-#define USART_BASE 0x40004400u
-#define USART_ENR RCC_APB1ENR
-#define USART_ENR_BIT (1u << 17)
-#define USART_ON_APB2 0
-#else
-#define USART_BASE 0x40004800u
-#define USART_ENR RCC_APB1ENR
-#define USART_ENR_BIT (1u << 18)
-#define USART_ON_APB2 0
-#endif
 /* The USART's kernel clock is its APB clock (RCC_DCKCFGR2 USARTnSEL = 0, the reset value). */
 
-#define HSI_HZ 16000000u
 
 static uint32_t uart_clock_hz = HSI_HZ; /* the UART's bus clock: HSI until the PLL runs */
 
 uint32_t port_clock_init(void)
 {
     uint32_t core_hz = stm32_f4f7_clock_init(3u << 8); /* PRFTEN, ARTEN */
-    uint32_t reached = BOARD_CLOCK_SETUP && core_hz == BOARD_CORE_CLOCK_HZ;
-    uart_clock_hz = reached ? BOARD_CORE_CLOCK_HZ / BOARD_AHB_DIV / (USART_ON_APB2 ? BOARD_APB2_DIV : BOARD_APB1_DIV) : HSI_HZ;
+    uart_clock_hz = stm32_f4f7_uart_clock_hz(core_hz);
     return core_hz;
-}
-
-static void pin_alternate(uint32_t port, uint32_t pin, int pull_up)
-{
-    RCC_AHB1ENR |= 1u << port;
-    (void)RCC_AHB1ENR; /* the peripheral clock needs a moment after enabling */
-    stm32_pin_alternate(GPIO_PORT(port), pin, 7, pull_up); /* AF7: USART1-3 */
 }
 
 void port_uart_init(uint32_t baud)
 {
-    pin_alternate(BOARD_UART_TX_PORT, BOARD_UART_TX_PIN, 0);
-    pin_alternate(BOARD_UART_RX_PORT, BOARD_UART_RX_PIN, 1);
+    stm32_uart_pins(&RCC_AHB1ENR, GPIOA_BASE);
     USART_ENR |= USART_ENR_BIT;
     (void)USART_ENR;
     stm32_usart_init(USART_BASE, uart_clock_hz, baud);

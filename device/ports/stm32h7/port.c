@@ -23,7 +23,7 @@
 #define PWR_CR3 REG(0x5802480C)
 #define PWR_D3CR REG(0x58024818)
 #define FLASH_ACR REG(0x52002000)
-#define GPIO_PORT(port) (0x58020000u + 0x400u * (port))
+#define GPIOA_BASE 0x58020000u
 
 #if BOARD_UART_INSTANCE == 1
 #define USART_BASE 0x40011000u
@@ -140,17 +140,9 @@ uint32_t port_clock_init(void)
 #endif
 }
 
-static void pin_alternate(uint32_t port, uint32_t pin, int pull_up)
-{
-    RCC_AHB4ENR |= 1u << port;
-    (void)RCC_AHB4ENR; /* the peripheral clock needs a moment after enabling */
-    stm32_pin_alternate(GPIO_PORT(port), pin, 7, pull_up); /* AF7: USART1-3 */
-}
-
 void port_uart_init(uint32_t baud)
 {
-    pin_alternate(BOARD_UART_TX_PORT, BOARD_UART_TX_PIN, 0);
-    pin_alternate(BOARD_UART_RX_PORT, BOARD_UART_RX_PIN, 1);
+    stm32_uart_pins(&RCC_AHB4ENR, GPIOA_BASE);
     USART_ENR |= USART_ENR_BIT;
     (void)USART_ENR;
     stm32_usart_init(USART_BASE, uart_clock_hz, baud);
