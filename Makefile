@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: demo test bench bench-codec bench-kernels nnom toolchain venv clean
+.PHONY: demo test bench bench-codec bench-kernels bench-harness nnom toolchain browser venv clean
 
 demo: venv toolchain
 	$(BIN)/semhil demo
 
-test: venv toolchain
+test: venv toolchain browser
 	$(BIN)/python -m pytest
 
 bench: venv toolchain
@@ -19,6 +19,9 @@ bench: venv toolchain
 
 bench-codec: venv
 	$(BIN)/python bench/codec.py
+
+bench-harness: venv toolchain
+	$(BIN)/python bench/harness.py
 
 bench-kernels: venv toolchain
 	$(BIN)/semhil bench kernels --board qemu-stm32f405
@@ -51,6 +54,17 @@ toolchain:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  else \
 	    echo "error: missing Debian packages:$$missing. Install them as root: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+# Debian's chromium: the tests render `semhil report`'s HTML page with it (headless).
+browser:
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else \
+	    echo "error: missing Debian package: chromium (the tests render the report page with it). Install it as root: sudo apt-get install chromium" >&2; exit 1; \
 	  fi; \
 	fi
 

@@ -94,13 +94,17 @@ def run_layers(layers: list[dict], x: np.ndarray) -> np.ndarray:
     return x
 
 
+def check_graph_format(graph: dict, whose: str = "the bundle") -> None:
+    if "unsupported" not in graph and graph.get("format") != GRAPH_FORMAT:
+        raise SemhilError(f"the device graph of {whose} has format {graph.get('format')}, this semhil reads format "
+                          f"{GRAPH_FORMAT}: train the bundle again")
+
+
 def run_graph(graph: dict, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """images: (N, H, W, C) uint8. Returns (symbols (N, H, W, C) uint8, payloads (N, code_bytes) uint8)."""
     if tuple(images.shape[1:]) != tuple(graph["input"]["shape"]):
         raise ValueError(f"images are {images.shape[1:]}, the graph takes {graph['input']['shape']}")
-    if graph.get("format") != GRAPH_FORMAT:
-        raise SemhilError(f"the device graph has format {graph.get('format')}, this semhil reads format {GRAPH_FORMAT}: "
-                          "train the bundle again")
+    check_graph_format(graph)
     *body, pack = graph["layers"]
     symbols = run_layers(body, (images >> 1).astype(np.int8))
     return symbols, pack_symbols(symbols, pack["bits"])

@@ -37,15 +37,15 @@ def test_bit_errors_cost_accuracy(run_result):
     assert accuracy_at(run_result, 0.05)["accuracy"] < accuracy_at(run_result, 0.0)["accuracy"]
 
 
-def test_results_json_has_the_contract_fields(run_result, board, backend, bundle):
-    path = bundle.path / "results" / f"{board.name}-{backend}" / "results.json"
+def test_results_json_has_the_contract_fields(run_result, board_config, backend, bundle):
+    path = bundle.path / "results" / f"{board_config.name}-{backend}" / "results.json"
     saved = json.loads(path.read_text())
     assert saved == json.loads(json.dumps(run_result))
     assert saved["bytes_per_image"] == 147 and saved["bundle_hash"] == bundle.hash
     device = saved["device"]
     assert device["flash_bytes"] > 0 and device["ram_static_bytes"] >= device["arena_bytes"] > 0
     assert 0 < device["stack_peak_bytes"] < 16 * 1024
-    assert device["latency"]["unit"] == board.latency_unit and 0 < device["latency"]["median"] <= device["latency"]["p95"]
+    assert device["latency"]["unit"] == board_config.latency_unit and 0 < device["latency"]["median"] <= device["latency"]["p95"]
     assert [r["ber"] for r in saved["results"]] == [0.0, 0.001, 0.01, 0.05]
     assert 0 < saved["round_trip_ms"]["median"] <= saved["round_trip_ms"]["p95"]
     assert saved["board_info"]["reset_cause"] and saved["warnings"] == []
@@ -53,13 +53,13 @@ def test_results_json_has_the_contract_fields(run_result, board, backend, bundle
     assert len(lines) == 1000 and all(json.loads(line)["bit_exact"] for line in lines)
 
 
-def test_table_shows_the_run_as_one_row(run_result, board, tmp_path):
+def test_table_shows_the_run_as_one_row(run_result, board_config, tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps(run_result))
     done = subprocess.run([sys.executable, "-c", "from semhil.cli import main; main()", "table", str(path)],
                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 0, done.stdout + done.stderr
-    row = next(line for line in done.stdout.splitlines() if board.name in line)
+    row = next(line for line in done.stdout.splitlines() if board_config.name in line)
     assert f"{accuracy_at(run_result, 0.01)['accuracy'] * 100:.1f} %" in row and str(run_result["bytes_per_image"]) in row
 
 
@@ -86,10 +86,10 @@ def test_oversized_and_truncated_frames_do_not_hang_the_board(dut, bundle):
     assert dut.info()["bundle_hash"] == bundle.hash
 
 
-def test_firmware_from_another_bundle_is_refused(bundle, board, tmp_path):
-    other_firmware = build_firmware(another_bundle(bundle, tmp_path / "other"), board)
+def test_firmware_from_another_bundle_is_refused(bundle, board_config, tmp_path):
+    other_firmware = build_firmware(another_bundle(bundle, tmp_path / "other"), board_config)
     with pytest.raises(BundleMismatch, match=f"not {bundle.hash}"):
-        run_on_board(bundle, board, RunOptions(n_images=5), firmware=other_firmware)
+        run_on_board(bundle, board_config, RunOptions(n_images=5), firmware=other_firmware)
 
 
 class StopBoardAfter:
@@ -108,12 +108,12 @@ class StopBoardAfter:
             os.kill(self.pid, self.sig)
 
 
-def test_silent_board_names_the_image_and_keeps_what_was_measured(board, bundle, running_board, tmp_path):
+def test_silent_board_names_the_image_and_keeps_what_was_measured(board_config, bundle, running_board, tmp_path):
     data = load_dataset("mnist5k")
     images, labels = data.x_test[:6], data.y_test[:6]
     _, expected = run_graph(bundle.graph, images)
     log = tmp_path / "images.jsonl"
-    with Dut(running_board.port, board.name, timeout_s=0.5, retries=1) as dut:
+    with Dut(running_board.port, board_config.name, timeout_s=0.5, retries=1) as dut:
         dut.wait_ready()
         with pytest.raises(BoardNotAnswering, match=r"did not answer image 3 .*3 images measured so far"):
             collect_codes(dut, images, labels, expected, log, StopBoardAfter(running_board.process.pid, 3))
@@ -121,23 +121,23 @@ def test_silent_board_names_the_image_and_keeps_what_was_measured(board, bundle,
     assert [json.loads(line)["index"] for line in log.read_text().splitlines()] == [0, 1, 2]
 
 
-def test_serial_port_that_disappears_mid_run_is_named_and_keeps_what_was_measured(board, bundle, running_board, tmp_path):
+def test_serial_port_that_disappears_mid_run_is_named_and_keeps_what_was_measured(board_config, bundle, running_board, tmp_path):
     data = load_dataset("mnist5k")
     images, labels = data.x_test[:6], data.y_test[:6]
     _, expected = run_graph(bundle.graph, images)
     log = tmp_path / "images.jsonl"
-    with Dut(running_board.port, board.name, timeout_s=2.0, retries=1) as dut:
+    with Dut(running_board.port, board_config.name, timeout_s=2.0, retries=1) as dut:
         dut.wait_ready()
         with pytest.raises(BoardNotAnswering, match=r"serial port .* failed.*4 images measured so far"):
             collect_codes(dut, images, labels, expected, log, StopBoardAfter(running_board.process.pid, 4, signal.SIGKILL))
     assert [json.loads(line)["bit_exact"] for line in log.read_text().splitlines()] == [True] * 4
 
 
-def test_silent_board_is_reset_and_the_image_retried(board, bundle, running_board, tmp_path):
+def test_silent_board_is_reset_and_the_image_retried(board_config, bundle, running_board, tmp_path):
     data = load_dataset("mnist5k")
     images, labels = data.x_test[:4], data.y_test[:4]
     _, expected = run_graph(bundle.graph, images)
-    with Dut(running_board.port, board.name, timeout_s=0.5, retries=1, reset=running_board.restart) as dut:
+    with Dut(running_board.port, board_config.name, timeout_s=0.5, retries=1, reset=running_board.restart) as dut:
         dut.wait_ready()
         records = collect_codes(dut, images, labels, expected, tmp_path / "images.jsonl", StopBoardAfter(running_board.process.pid, 2))
     assert [r["bit_exact"] for r in records] == [True] * 4
@@ -155,3 +155,14 @@ def test_layer_times_cover_the_inference(dut, bundle, backend):
     assert all(ticks[name] > 0 for name in graph_names)
     assert sum(ticks.values()) <= result.ticks
     assert dut.info()["model_status"] == "0"
+
+
+def test_decoder_told_the_ber_from_pilots_on_a_dynamic_channel(bundle, board, backend, tmp_path):
+    from semhil.channel import DynamicBerChannel
+    from semhil.pilots import Pilots
+    options = RunOptions(n_images=100, backend=backend, channels=(DynamicBerChannel(0.0001, 0.05),), pilots=Pilots(64))
+    result = run_on_board(bundle, board.config, options, firmware=board.firmware, process=board.process, out_dir=tmp_path)
+    row = result["results"][0]
+    assert row["ber_source"] == "pilots" and row["pilot_bits"] == 64 and row["n"] == 100
+    assert abs(row["ber_estimate_mean"] - 0.025) < 0.01  # the range's mean, estimated from the pilots of 100 frames
+    assert row["accuracy"] > 0.5

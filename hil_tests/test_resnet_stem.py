@@ -19,14 +19,14 @@ def resnet_bundle(tmp_path_factory):
     return untrained_resnet_bundle(tmp_path_factory.mktemp("resnet") / "resnet50-32", 32)
 
 
-def test_resnet50_stem_codes_equal_the_simulator(resnet_bundle, board, backend, tmp_path):
+def test_resnet50_stem_codes_equal_the_simulator(resnet_bundle, board_config, backend, tmp_path):
     skip_unless_available(backend)
     assert [layer["op"] for layer in resnet_bundle.graph["layers"][:3]] == ["conv2d", "maxpool", "conv2d"]
     data = load_dataset("mnist5k", 32)
     symbols, expected = run_graph(resnet_bundle.graph, data.x_test)
     assert len(np.unique(symbols)) > 2
-    firmware = build_firmware(resnet_bundle, board, backend)
-    with BoardProcess(board, firmware.path) as process, Dut(process.port, board.name, baud=board.uart_baud) as dut:
+    firmware = build_firmware(resnet_bundle, board_config, backend)
+    with BoardProcess(board_config, firmware.path) as process, Dut(process.port, board_config.name, baud=board_config.uart_baud) as dut:
         dut.wait_ready()
         records = collect_codes(dut, data.x_test, data.y_test, expected, tmp_path / "images.jsonl")
     assert len(records) == len(data.x_test) and all(r["bit_exact"] for r in records)

@@ -56,3 +56,10 @@ def test_config_round_trip_and_digest():
     config = TrainConfig(train_images=100)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert config.digest() != TrainConfig().digest()
+
+
+def test_a_device_graph_of_an_older_format_is_refused_before_any_c_is_generated(tmp_path):
+    from semhil.build import generate_sources
+    with pytest.raises(SemhilError, match="graph of bundle abc has format 1, this semhil reads format .*train the bundle again"):
+        generate_sources({"format": 1, "layers": []}, "abc", "standalone", tmp_path / "model", tmp_path / "work")
+    assert not (tmp_path / "model").exists()

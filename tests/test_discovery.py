@@ -54,20 +54,23 @@ def test_detect_accepts_a_pid_a_board_file_declares(monkeypatch):
 def test_hardware_map_round_trip(tmp_path):
     entries = [HardwareMapEntry("nucleo-f446re", V21_SERIAL, "/dev/ttyACM0", "st-flash", "dtr"),
                HardwareMapEntry("stm32h750b-dk", V3_SERIAL, "/dev/ttyACM1"),
-               HardwareMapEntry("nucleo-h743zi", 'odd"serial\\', None, "pyocd")]
+               HardwareMapEntry("nucleo-h743zi", 'odd"serial\\', None, "pyocd"),
+               HardwareMapEntry("qemu-stm32f405"),
+               HardwareMapEntry("stm32f746g-disco", port="rfc2217://rig2:2217")]
     path = tmp_path / "hardware-map.toml"
     write_hardware_map(path, entries)
-    assert path.read_text().count("[[board]]") == 3
+    assert path.read_text().count("[[board]]") == 5
     assert read_hardware_map(path) == entries
     assert entry_for_board(entries, "stm32h750b-dk", path).probe_serial == V3_SERIAL
-    with pytest.raises(SemhilError, match="has no board 'native'; it lists: nucleo-f446re, stm32h750b-dk, nucleo-h743zi"):
+    with pytest.raises(SemhilError, match="has no board 'native'; it lists: nucleo-f446re, stm32h750b-dk, nucleo-h743zi, qemu-stm32f405"):
         entry_for_board(entries, "native", path)
 
 
 @pytest.mark.parametrize("text,message", [
     ('[[board]]\nname = "nucleo-f446re"\nprobe_serail = "0671"\n', r"\[\[board\]\] 1: unknown key 'probe_serail' \(did you mean 'probe_serial'\?\)"),
     ('[[board]]\nname = "nucleo-f446"\nprobe_serial = "0671"\n', r"'name' = 'nucleo-f446' is not a board file \(did you mean 'nucleo-f446re'\?\)"),
-    ('[[board]]\nname = "nucleo-f446re"\n', r"\[\[board\]\] 1: missing key 'probe_serial'"),
+    ('[[board]]\nname = "nucleo-f446re"\n', r"\[\[board\]\] 1: board nucleo-f446re is silicon: give 'probe_serial' .* or 'port'"),
+    ('[[board]]\nname = "qemu-stm32f405"\nprobe_serial = "0671"\n', r"board qemu-stm32f405 is emulated .* drop 'probe_serial'"),
     ('[[board]]\nname = "nucleo-f446re"\nprobe_serial = "0671"\ntool = "stflash"\n', r"'tool' = 'stflash' is not one of: openocd, pyocd, st-flash"),
     ('[[board]]\nname = "nucleo-f446re"\nprobe_serial = "0671"\n[[board]]\nname = "nucleo-h743zi"\nprobe_serial = "0671"\n',
      r"\[\[board\]\] 2: probe_serial 0671 appears twice"),
@@ -147,3 +150,6 @@ def test_choose_probe_from_the_command_line_or_a_hardware_map(tmp_path):
         choose_probe(nucleo, V21_SERIAL, path, None)
     with pytest.raises(SemhilError, match="board native is not on a probe"):
         choose_probe(native, V21_SERIAL, None, None)
+    write_hardware_map(path, [HardwareMapEntry("nucleo-f446re", port="rfc2217://rig2:2217")])
+    with pytest.raises(SemhilError, match="without a probe, at rfc2217://rig2:2217: run it with --port rfc2217://rig2:2217"):
+        choose_probe(nucleo, None, path, None)

@@ -1,15 +1,19 @@
 """Build the firmware of a bundle for a board: generated model + kernels + core + the board's port."""
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import string
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
+
+from codec_train.simulate import check_graph_format
 
 from .boards import PIN, Board
 from .backends import generate_model
@@ -189,10 +193,19 @@ def nnom_arena_bytes(graph: dict, bundle_hash: str, home: Path, work_dir: Path) 
 def generate_sources(graph: dict, bundle_hash: str, backend: str, model_dir: Path, work_dir: Path) -> Path:
     """The C of `backend` for `graph` in model_dir; for nnom, with NNoM's static buffer sized by a run
     on this computer (in work_dir). Returns model_dir."""
+    check_graph_format(graph, f"bundle {bundle_hash}")
     if backend != "nnom":
         return generate_model(graph, bundle_hash, model_dir, backend)
     arena = nnom_arena_bytes(graph, bundle_hash, nnom_home(), work_dir)
     return generate_model(graph, bundle_hash, model_dir, backend, arena_bytes=arena)
+
+
+@contextmanager
+def build_lock(root: Path):
+    """Held while building from a bundle: test workers building for several boards share its sources."""
+    with (root / ".build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmware:
@@ -201,6 +214,11 @@ def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmwar
         raise SemhilError(f"bundle {bundle.path} has no device graph for a board: {bundle.graph['unsupported']}")
     cc = compiler_for(board)
     root = bundle.path.resolve()  # the compiler runs in a folder of its own
+    with build_lock(root):
+        return _build(bundle, board, backend, cc, root)
+
+
+def _build(bundle, board: Board, backend: str, cc: str, root: Path) -> Firmware:
     out_dir = root / "build" / f"{board.name}-{backend}"
     out_dir.mkdir(parents=True, exist_ok=True)
     model_dir = root / "device" / backend

@@ -34,8 +34,17 @@ def cli() -> None:
     """semhil: train a semantic codec, run its device half on a board, score it under bit errors."""
 
 
+def channels_and_pilots(ber: str, channel_specs: tuple[str, ...] = (), pilots_spec: str | None = None) -> tuple[tuple, object]:
+    """The channel models of --ber (i.i.d. at each) and --channel, and the Pilots of --pilots (or None)."""
+    from .channel import IidChannel, parse_channel
+    from .pilots import parse_pilots
+    channels = tuple(IidChannel(b) for b in parse_bers(ber)) + tuple(parse_channel(spec) for spec in channel_specs)
+    return channels, None if pilots_spec is None else parse_pilots(pilots_spec)
+
+
 def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str, json_path: Path | None,
-         probe_serial: str | None = None, map_path: Path | None = None, port_url: str | None = None) -> dict:
+         probe_serial: str | None = None, map_path: Path | None = None, port_url: str | None = None,
+         channel_specs: tuple[str, ...] = (), pilots_spec: str | None = None) -> dict:
     from codec_train.bundle import load_bundle
     from .boards import load_board
     from .discovery import choose_probe
@@ -44,7 +53,8 @@ def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str
     board = load_board(board_name)
     if port_url and (probe_serial or map_path):
         raise SemhilError("--port names a board that is already running: drop --probe/--hardware-map")
-    options = RunOptions(n_images=images, bers=parse_bers(ber), backend=backend, port_url=port_url,
+    channels, pilots = channels_and_pilots(ber, channel_specs, pilots_spec)
+    options = RunOptions(n_images=images, channels=channels, pilots=pilots, backend=backend, port_url=port_url,
                          probe=None if port_url else choose_probe(board, probe_serial, map_path, None))
     bundle = load_bundle(bundle_path)
     with progress_bar() as progress:
@@ -62,6 +72,10 @@ probe_option = click.option("--probe", "probe_serial", help="silicon boards: ser
                                                             "(`semhil boards --detect`)")
 map_option = click.option("--hardware-map", "map_path", type=click.Path(dir_okay=False, path_type=Path),
                           help="silicon boards: find the board's probe in this hardware map")
+channel_option = click.option("--channel", "channel_specs", multiple=True, metavar="SPEC",
+                               help="a channel model besides i.i.d. at each --ber (repeatable): ge:BER,BURST, dynamic:LO,HI, trace:FILE, bpsk-snr:DB")
+pilots_option = click.option("--pilots", "pilots_spec", metavar="SPEC", help="tell the decoder the BER estimated from pilot bits "
+                                                                            "in each frame instead of the channel's: N[,window=FRAMES]")
 json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write the results JSON here")
 
 
@@ -92,16 +106,18 @@ def demo(board: str, backend: str, images: int, ber: str, json_path: Path | None
 @backend_option
 @images_option
 @ber_option
+@channel_option
+@pilots_option
 @json_option
 @probe_option
 @map_option
 @click.option("--port", "port_url", help="a board already running its firmware at this serial port or URL "
                                          "(e.g. rfc2217://rig2:2217 from `semhil serve`): not started, flashed or reset")
-def run(bundle: Path, board: str, backend: str, images: int, ber: str, json_path: Path | None, probe_serial: str | None,
-        map_path: Path | None, port_url: str | None) -> None:
+def run(bundle: Path, board: str, backend: str, images: int, ber: str, channel_specs: tuple[str, ...], pilots_spec: str | None,
+        json_path: Path | None, probe_serial: str | None, map_path: Path | None, port_url: str | None) -> None:
     """Run BUNDLE on a board and score it; prints a table and writes the results JSON. A silicon
     board is flashed through its ST-LINK first."""
-    _run(bundle, board, backend, images, ber, json_path, probe_serial, map_path, port_url)
+    _run(bundle, board, backend, images, ber, json_path, probe_serial, map_path, port_url, channel_specs, pilots_spec)
 
 
 @cli.command()
@@ -219,6 +235,8 @@ def doctor() -> None:
 def main() -> None:
     from . import cli_codec  # noqa: F401 - registers train, eval, inspect
     from . import cli_boards  # noqa: F401 - registers boards and flash
+    from . import cli_report  # noqa: F401 - registers report
+    from . import cli_sweep  # noqa: F401 - registers sweep
     try:
         cli(standalone_mode=False)
     except SemhilError as e:

@@ -9,7 +9,7 @@ import click
 
 from codec_train.train import TrainConfig
 
-from .cli import cli, console, parse_bers, progress_bar
+from .cli import cli, console, parse_bers, pilots_option, progress_bar
 from .errors import SemhilError
 from .paths import RUNS_DIR
 
@@ -98,17 +98,20 @@ def train(preset, dataset, image_size, base, task_only, stage, init_path, xai, a
 @click.option("--dataset", help="dataset spec (default: the bundle's)")
 @click.option("--ber", default="0,0.001,0.01,0.05", show_default=True, help="bit error rates, comma-separated")
 @click.option("--channel", "channel_specs", multiple=True, help="a channel model instead of --ber (repeatable): ge:BER,BURST, dynamic:LO,HI, trace:FILE, bpsk-snr:DB")
+@pilots_option
 @click.option("--float", "use_float", is_flag=True, help="the float device half instead of the int8 simulator")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
-def evaluate(bundle, dataset, ber, channel_specs, use_float, seed, json_path) -> None:
+def evaluate(bundle, dataset, ber, channel_specs, pilots_spec, use_float, seed, json_path) -> None:
     """Accuracy of BUNDLE under a simulated channel (no board): int8 device half by default."""
     from codec_train.bundle import load_bundle
     from .scoring import evaluate_bundle
     from .report import accuracy_table
     from .channel import IidChannel, parse_channel
+    from .pilots import parse_pilots
     channels = [parse_channel(spec) for spec in channel_specs] or [IidChannel(b) for b in parse_bers(ber)]
-    result = evaluate_bundle(load_bundle(bundle), dataset, channels, use_float, seed)
+    pilots = None if pilots_spec is None else parse_pilots(pilots_spec)
+    result = evaluate_bundle(load_bundle(bundle), dataset, channels, use_float, seed, pilots)
     console.print(accuracy_table(result))
     if json_path:
         json_path.write_text(json.dumps(result, indent=2))

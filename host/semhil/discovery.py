@@ -74,19 +74,21 @@ def port_for_serial(serial_number: str, wait_s: float = 0.0) -> str:
 @dataclass(frozen=True)
 class HardwareMapEntry:
     name: str              # the board file on this probe ("" until a technician fills it in)
-    probe_serial: str
-    port: str | None = None  # where it was last seen; informational only
+    probe_serial: str | None = None  # None: an emulated board, or a board reached only at `port`
+    port: str | None = None  # with a probe: where it was last seen (informational); without: the board's URL
     tool: str | None = None  # flasher for this board, overriding the board file's
     reset: str | None = None  # probe (default), or dtr / rts where the serial adapter drives the reset pin
     comment: str = field(default="", compare=False)
 
 
-MAP_KEYS = {"name": True, "probe_serial": True, "port": False, "tool": False, "reset": False}  # key -> required
+MAP_KEYS = {"name": True, "probe_serial": False, "port": False, "tool": False, "reset": False}  # key -> required
 RESET_LINES = ("probe", "dtr", "rts")
 MAP_HEADER = """\
 # semhil hardware map: the board on each ST-LINK, found by the probe's serial number.
 # `port` is where the probe was last seen and is informational: semhil looks the port up by serial.
-# Use it with `semhil flash BUNDLE --board NAME --hardware-map FILE`.
+# A board without a probe is emulated (native, qemu-*: one started per test worker), or, with
+# `port`, one already running at that serial port or URL (e.g. rfc2217://rig2:2217).
+# Use it with `semhil flash BUNDLE --board NAME --hardware-map FILE` or `pytest --hardware-map FILE`.
 """
 
 
@@ -101,8 +103,7 @@ def write_hardware_map(path: Path, entries: list[HardwareMapEntry]) -> None:
         if entry.comment:
             lines += [f"# {line}" for line in entry.comment.splitlines()]
         lines.append(f"name = {_toml_string(entry.name)}")
-        lines.append(f"probe_serial = {_toml_string(entry.probe_serial)}")
-        for key in ("port", "tool", "reset"):
+        for key in ("probe_serial", "port", "tool", "reset"):
             if getattr(entry, key) is not None:
                 lines.append(f"{key} = {_toml_string(getattr(entry, key))}")
         lines.append("")
@@ -136,8 +137,8 @@ def read_hardware_map(path: Path) -> list[HardwareMapEntry]:
         for key, required in MAP_KEYS.items():
             if required and key not in table:
                 raise SemhilError(f"{where}: missing key '{key}'")
-        name, serial = table["name"], table["probe_serial"]
-        if not serial:
+        name, serial = table["name"], table.get("probe_serial")
+        if serial == "":
             raise SemhilError(f"{where}: 'probe_serial' is empty; `semhil boards --detect` shows each probe's serial")
         if not name:
             raise SemhilError(f"{where} (probe {serial}): 'name' is empty; fill in the board on this probe, one of: {', '.join(known)}")
@@ -149,10 +150,21 @@ def read_hardware_map(path: Path) -> list[HardwareMapEntry]:
             raise SemhilError(f"{where}: 'tool' = {table['tool']!r} is not one of: {', '.join(FLASH_TOOLS)}")
         if table.get("reset") is not None and table["reset"] not in RESET_LINES:
             raise SemhilError(f"{where}: 'reset' = {table['reset']!r} is not one of: {', '.join(RESET_LINES)}")
-        if any(e.probe_serial == serial for e in entries):
+        _check_how_reached(load_board(name), table, where)
+        if serial and any(e.probe_serial == serial for e in entries):
             raise SemhilError(f"{where}: probe_serial {serial} appears twice; each probe sits on one board")
         entries.append(HardwareMapEntry(name, serial, table.get("port"), table.get("tool"), table.get("reset")))
     return entries
+
+
+def _check_how_reached(board: Board, table: dict, where: str) -> None:
+    if board.run_kind == "probe":
+        if "probe_serial" not in table and "port" not in table:
+            raise SemhilError(f"{where}: board {board.name} is silicon: give 'probe_serial' (its ST-LINK, to flash it) "
+                              "or 'port' (a serial port or URL where it already runs its firmware)")
+    elif "probe_serial" in table or "tool" in table or table.get("reset", "probe") != "probe":
+        raise SemhilError(f"{where}: board {board.name} is emulated (run.kind = {board.run_kind!r}): it has no probe, "
+                          "so drop 'probe_serial', 'tool' and 'reset'")
 
 
 def entry_for_board(entries: list[HardwareMapEntry], board_name: str, path: Path) -> HardwareMapEntry:
@@ -197,6 +209,9 @@ def choose_probe(board: Board, probe_serial: str | None, map_path: Path | None, 
         return None
     if map_path:
         entry = entry_for_board(read_hardware_map(map_path), board.name, map_path)
+        if entry.probe_serial is None:
+            raise SemhilError(f"hardware map {map_path} lists board {board.name} without a probe, at {entry.port}: "
+                              f"run it with --port {entry.port}")
         return ProbeChoice(entry.probe_serial, tool or entry.tool, entry.reset or "probe")
     if not probe_serial:
         raise SemhilError(f"board {board.name} is on an ST-LINK: name it with --probe SERIAL or --hardware-map FILE "

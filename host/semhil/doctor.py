@@ -77,6 +77,12 @@ def check_nnom() -> Check:
     return Check(what, True, str(home), required=False)
 
 
+def check_browser() -> Check:
+    name = next((n for n in ("chromium", "chromium-browser") if shutil.which(n)), "chromium")
+    return _tool(name, "Chromium (the tests render `semhil report`'s page with it)", f"{APT} chromium  (or `make browser` as root)",
+                 required=False)
+
+
 def check_pty() -> Check:
     ok = os.access("/dev/ptmx", os.R_OK | os.W_OK)
     return Check("pseudo-terminals (native and QEMU boards' UARTs)", ok, "/dev/ptmx" + ("" if ok else " not readable and writable"),
@@ -109,5 +115,6 @@ def run_checks() -> list[Check]:
         _tool("openocd", "openocd (flashing silicon boards)", f"{APT} openocd  (0.12 or newer)", required=False),
         _tool("pyocd", "pyocd (flashing silicon boards)", "pip install pyocd", required=False),
         _tool("st-flash", "st-flash (flashing silicon boards)", f"{APT} stlink-tools", required=False),
+        check_browser(),
         *check_probe_ports(),
     ]

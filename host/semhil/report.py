@@ -20,13 +20,19 @@ def _of(used: int, capacity: int | None) -> str:
 
 def accuracy_table(result: dict) -> Table:
     table = Table(title=f"{result['board']} · {result['backend']} · bundle {result['bundle_hash']} · {result['n_images']} test images")
-    for name in ("BER", "accuracy on the board", "float pipeline", "bytes/image"):
+    pilots = any(row.get("ber_source") == "pilots" for row in result["results"])
+    for name in ("BER", "accuracy on the board", "float pipeline", "bytes/image", *(["BER from pilots, mean"] if pilots else [])):
         table.add_column(name, justify="right")
     for row in result["results"]:
         label = f"{row['ber'] * 100:g} %" if row["channel"] == "iid" else f"{row['channel']} (mean {row['ber'] * 100:.3g} %)"
+        estimate = [f"{row['ber_estimate_mean'] * 100:.3g} %"] if pilots else []
         table.add_row(label, f"{row['accuracy'] * 100:.1f} %", f"{row['float_accuracy'] * 100:.1f} %",
-                      str(result["bytes_per_image"]))
+                      str(result["bytes_per_image"]), *estimate)
     table.caption = f"uncompressed task CNN on the same images: {result['task_accuracy'] * 100:.1f} %"
+    if pilots:
+        row = result["results"][0]
+        table.caption += (f"; the decoder is told the BER estimated from {row['pilot_bits']} pilot bits per frame "
+                          f"(window {row['pilot_window']} frames), sent besides the code")
     if "bit_exact_fraction" in result:
         table.caption += f"; codes equal to the simulator's: {result['bit_exact_fraction'] * 100:.1f} %"
     return table

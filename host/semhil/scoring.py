@@ -5,7 +5,7 @@ import numpy as np
 
 from codec_train.codes import pack_symbols
 from codec_train.data import load_dataset
-from codec_train.edge import predict_through_channel
+from codec_train.edge import predict_and_told_ber, predict_through_channel
 from codec_train.simulate import run_graph
 from codec_train.train import accuracy, float_symbols
 
@@ -21,25 +21,35 @@ def nominal_ber(params: dict) -> float:
     return (params["ber_low"] + params["ber_high"]) / 2
 
 
-def score(bundle, images: np.ndarray, labels: np.ndarray, payloads: np.ndarray, channels, seed: int) -> tuple[list[dict], float]:
+def ber_source(pilots, told_ber: np.ndarray) -> dict:
+    """How the decoder learnt the BER: from the channel model, or estimated from pilots (and how high, on average)."""
+    if pilots is None:
+        return {"ber_source": "channel"}
+    return {"ber_source": "pilots", **pilots.describe(), "ber_estimate_mean": float(np.mean(told_ber))}
+
+
+def score(bundle, images: np.ndarray, labels: np.ndarray, payloads: np.ndarray, channels, seed: int,
+          pilots=None) -> tuple[list[dict], float]:
     """Accuracy of the given codes and of the float device half through each channel (seeded with
-    seed + its index, the same flips for both); and the uncompressed task CNN's on the same images."""
+    seed + its index, the same flips for both); and the uncompressed task CNN's on the same images.
+    With pilots (semhil.pilots.Pilots), the decoder is told the BER estimated from pilot bits."""
     task, codec = bundle.load_models()
     reference = pack_symbols(float_symbols(task, codec, images), codec.shape.bits)
     rows = []
     for k, channel in enumerate(channels):
-        preds = predict_through_channel(task, codec, payloads, channel, seed + k)
-        float_preds = predict_through_channel(task, codec, reference, channel, seed + k)
+        preds, told_ber = predict_and_told_ber(task, codec, payloads, channel, seed + k, pilots)
+        float_preds = predict_through_channel(task, codec, reference, channel, seed + k, pilots)
         params = channel.describe()
         rows.append({"ber": nominal_ber(params),
                      "channel": channel.name, "channel_params": params, "seed": seed + k, "n": len(labels),
-                     "accuracy": float((preds == labels).mean()), "float_accuracy": float((float_preds == labels).mean())})
+                     "accuracy": float((preds == labels).mean()), "float_accuracy": float((float_preds == labels).mean()),
+                     **ber_source(pilots, told_ber)})
     return rows, accuracy(task, images, labels)
 
 
-def evaluate_bundle(bundle, dataset: str | None, channels, use_float: bool, seed: int = 0) -> dict:
+def evaluate_bundle(bundle, dataset: str | None, channels, use_float: bool, seed: int = 0, pilots=None) -> dict:
     """A bundle's accuracy under the simulated channel on a dataset's test split, without a board:
-    the int8 simulator's codes (or the float device half's with use_float)."""
+    the int8 simulator's codes (or the float device half's with use_float); with pilots, see score."""
     data = load_dataset(dataset or bundle.config["dataset"], bundle.config.get("image_size"))
     if tuple(data.image_shape) != tuple(bundle.config["data"]["image_shape"]):
         raise SemhilError(f"dataset {data.name} has {data.image_shape} images, bundle {bundle.path} takes "
@@ -51,7 +61,7 @@ def evaluate_bundle(bundle, dataset: str | None, channels, use_float: bool, seed
         raise SemhilError(f"bundle {bundle.path} has no int8 device graph ({bundle.graph['unsupported']}): use --float")
     else:
         payloads = run_graph(bundle.graph, data.x_test)[1]
-    rows, task_accuracy = score(bundle, data.x_test, data.y_test, payloads, channels, seed)
+    rows, task_accuracy = score(bundle, data.x_test, data.y_test, payloads, channels, seed, pilots)
     return {"board": "simulator", "bundle": str(bundle.path), "bundle_hash": bundle.hash,
             "backend": "float" if use_float else "int8", "n_images": len(data.x_test),
             "bytes_per_image": codec.shape.bytes_per_image, "results": rows, "task_accuracy": task_accuracy}

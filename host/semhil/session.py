@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .channel import IidChannel
 from .discovery import ProbeChoice
 from .dut import BoardNotAnswering, Dut
 from .errors import SemhilError
+from .jsonl import append_line, read_whole_lines
 from .model_report import layer_rows
 from .runners import open_board
 from .scoring import score
@@ -44,6 +46,12 @@ class RunOptions:
     warmup: int = 5
     probe: ProbeChoice | None = None  # the ST-LINK of a silicon board
     port_url: str | None = None       # a board already running there (e.g. rfc2217://host:2217): not started or flashed
+    channels: tuple | None = None     # channel models to score through; None: i.i.d. at each of `bers`
+    pilots: object | None = None      # pilots.Pilots: the decoder is told the BER estimated from pilot bits
+    resume: bool = False              # keep the images an earlier, interrupted run logged and send only the rest
+
+    def channel_models(self) -> tuple:
+        return self.channels if self.channels is not None else tuple(IidChannel(b) for b in self.bers)
 
 
 def check_firmware(info: dict, bundle, board: Board) -> None:
@@ -69,13 +77,21 @@ def device_latency(ticks: np.ndarray, board: Board, timer_hz: int) -> np.ndarray
     return ticks * (1e9 / timer_hz)
 
 
+def logged_records(log_path: Path, labels: np.ndarray) -> list[dict]:
+    """The images an interrupted run logged, in order and for these labels."""
+    return read_whole_lines(log_path, lambda i, record: i < len(labels) and record.get("index") == i
+                            and record.get("label") == int(labels[i]))
+
+
 def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np.ndarray, log_path: Path,
-                  progress: Progress | None = None) -> list[dict]:
-    """INFER every image; append one JSON line per image to log_path as it arrives."""
-    records = []
-    job = progress.add_task(f"images on {dut.name}", total=len(images)) if progress else None
-    with log_path.open("w") as log:
-        for i, image in enumerate(images):
+                  progress: Progress | None = None, resume: bool = False) -> list[dict]:
+    """INFER every image; append one JSON line per image to log_path as it arrives. With resume,
+    the images already in log_path are kept and not sent again."""
+    records = logged_records(log_path, labels) if resume else []
+    job = progress.add_task(f"images on {dut.name}", total=len(images), completed=len(records)) if progress else None
+    with log_path.open("a" if resume else "w") as log:
+        for i in range(len(records), len(images)):
+            image = images[i]
             sent = time.perf_counter()
             try:
                 result = dut.infer(image.tobytes(), f"image {i}")
@@ -84,8 +100,7 @@ def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np
             record = {"index": i, "label": int(labels[i]), "code": result.code.hex(), "ticks": result.ticks,
                       "stack_peak_bytes": result.stack_peak_bytes, "bit_exact": result.code == expected[i].tobytes(),
                       "round_trip_ms": round((time.perf_counter() - sent) * 1000, 3)}
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            append_line(log, record)
             records.append(record)
             if progress:
                 progress.advance(job)
@@ -93,7 +108,10 @@ def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np
 
 
 def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | None = None,
-                 progress: Progress | None = None, firmware: Firmware | None = None) -> dict:
+                 progress: Progress | None = None, firmware: Firmware | None = None, process=None,
+                 out_dir: Path | None = None) -> dict:
+    """process: a board already started with this firmware (e.g. the pytest plugin's); out_dir: where the
+    image log and results.json go (default <bundle>/results/<board>-<backend>/)."""
     started = time.time()
     data = load_dataset(bundle.config["dataset"], bundle.config.get("image_size"))
     if not 0 < options.n_images <= len(data.x_test):
@@ -101,20 +119,22 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     images, labels = data.x_test[:options.n_images], data.y_test[:options.n_images]
     firmware = firmware or build_firmware(bundle, board, options.backend)
     _, expected = run_graph(bundle.graph, images)
-    out_dir = bundle.path / "results" / f"{board.name}-{options.backend}"
+    out_dir = Path(out_dir or bundle.path / "results" / f"{board.name}-{options.backend}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open_board(board, firmware.path, options.probe, options.port_url) as process:
+    with nullcontext(process) if process else open_board(board, firmware.path, options.probe, options.port_url) as process:
         with Dut(process.port, board.name, baud=board.uart_baud, reset=process.restart) as dut:
             info = dut.wait_ready()
             check_firmware(info, bundle, board)
-            records = collect_codes(dut, images, labels, expected, out_dir / "images.jsonl", progress)
+            records = collect_codes(dut, images, labels, expected, out_dir / "images.jsonl", progress, options.resume)
+            if options.resume:  # the log may have been whole already: give LAYERS an inference of this session
+                dut.infer(images[-1].tobytes(), "the last image again, for its layer times")
             layer_ticks = dut.layer_ticks()  # of the last image
     payloads = np.stack([np.frombuffer(bytes.fromhex(r["code"]), np.uint8) for r in records])
     measured = records[min(options.warmup, len(records) - 1):]  # after warm-up
     latency = device_latency(np.array([r["ticks"] for r in measured], float), board, int(info["timer_hz"]))
     round_trips = [r["round_trip_ms"] for r in measured]
     code_bytes = bundle.graph["code_bytes"]
-    rows, task_accuracy = score(bundle, images, labels, payloads, [IidChannel(b) for b in options.bers], options.seed)
+    rows, task_accuracy = score(bundle, images, labels, payloads, options.channel_models(), options.seed, options.pilots)
     result = {
         "board": board.name, "bundle": str(bundle.path), "bundle_hash": bundle.hash, "backend": options.backend,
         "n_images": len(records), "bytes_per_image": code_bytes,

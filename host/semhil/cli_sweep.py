@@ -1,0 +1,37 @@
+"""`semhil sweep`: BERs and channels x bundles x boards, resumable."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .cli import backend_option, ber_option, channel_option, channels_and_pilots, cli, console, map_option, parse_bers, pilots_option, progress_bar
+
+
+@cli.command()
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--board", "boards", default="native,qemu-stm32f405", show_default=True, help="comma-separated boards")
+@backend_option
+@ber_option
+@channel_option
+@pilots_option
+@click.option("--images", default=1000, show_default=True, help="test images per run")
+@click.option("--seed", default=0, show_default=True, help="channel seed of the first channel (the next get seed + 1, ...)")
+@map_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="folder for the sweep's results")
+@click.option("--resume", is_flag=True, help="continue the sweep in --out where it stopped (same arguments)")
+def sweep(bundles: tuple[Path, ...], boards: str, backend: str, ber: str, channel_specs: tuple[str, ...], pilots_spec: str | None,
+          images: int, seed: int, map_path: Path | None, out: Path, resume: bool) -> None:
+    """Run every BUNDLE on every board and score it through every channel; results are written as
+    they come (OUT/results.jsonl, one results JSON per run), and `semhil report OUT` plots them."""
+    from codec_train.bundle import load_bundle
+    from .sweep import SweepPlan, run_sweep, sweep_table
+    loaded = [load_bundle(path) for path in bundles]
+    specs = tuple(f"iid:{b:g}" for b in parse_bers(ber)) + tuple(channel_specs)
+    channels_and_pilots(ber, channel_specs, pilots_spec)  # a typo fails before any board starts
+    plan = SweepPlan(tuple(str(b.path) for b in loaded), tuple(b.hash for b in loaded),
+                     tuple(n.strip() for n in boards.split(",") if n.strip()), backend, specs, images, seed, pilots_spec)
+    with progress_bar() as progress:
+        results = run_sweep(plan, loaded, out, resume, progress, map_path)
+    console.print(sweep_table(results, plan))
+    console.print(f"results in {out} (results.jsonl, one JSON per run); plots: semhil report {out}")
