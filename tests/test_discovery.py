@@ -8,7 +8,7 @@ from semhil import cli_boards  # noqa: F401 - registers boards and flash
 from semhil.boards import load_board
 from semhil.cli import cli
 from semhil.discovery import (HardwareMapEntry, Probe, ProbeChoice, choose_probe, detect_probes, entry_for_board,
-                              hardware_map_entries, port_for_serial, read_hardware_map, write_hardware_map)
+                              hardware_map_entries, how_to_reach, port_for_serial, read_hardware_map, write_hardware_map)
 from semhil.errors import SemhilError
 
 V21_SERIAL = "0671FF485051717867084150"
@@ -153,3 +153,17 @@ def test_choose_probe_from_the_command_line_or_a_hardware_map(tmp_path):
     write_hardware_map(path, [HardwareMapEntry("nucleo-f446re", port="rfc2217://rig2:2217")])
     with pytest.raises(SemhilError, match="without a probe, at rfc2217://rig2:2217: run it with --port rfc2217://rig2:2217"):
         choose_probe(nucleo, None, path, None)
+
+
+def test_how_to_reach_each_board_of_a_rig(tmp_path):
+    nucleo, h7, f405, native = map(load_board, ("nucleo-f446re", "nucleo-h743zi", "qemu-stm32f405", "native"))
+    path = tmp_path / "rig.toml"
+    write_hardware_map(path, [HardwareMapEntry("nucleo-f446re", V21_SERIAL, tool="pyocd"),
+                              HardwareMapEntry("nucleo-h743zi", port="rfc2217://rig2:2217"),
+                              HardwareMapEntry("qemu-stm32f405", port="socket://rig3:4000"), HardwareMapEntry("native")])
+    assert how_to_reach(nucleo, path) == (ProbeChoice(V21_SERIAL, "pyocd"), None)
+    assert how_to_reach(h7, path) == (None, "rfc2217://rig2:2217")
+    assert how_to_reach(f405, path) == (None, "socket://rig3:4000")
+    assert how_to_reach(native, path) == (None, None) == how_to_reach(native, None)
+    with pytest.raises(SemhilError, match="name it with --probe SERIAL or --hardware-map FILE"):
+        how_to_reach(nucleo, None)

@@ -131,6 +131,16 @@ def test_two_bundles_with_one_name_are_told_apart_by_hash(tmp_path):
     assert "| tiny (1a2b3c4d) |" in text and "| tiny (0000aaaa) |" in text
 
 
+def test_runs_whose_decoder_had_the_ber_from_pilots_say_so(tmp_path):
+    piloted = make_run("tiny", "nucleo-f446re")
+    for row in piloted["results"]:
+        row.update(ber_source="pilots", pilot_bits=64, pilot_window=1, ber_estimate_mean=row["ber"])
+    md_path, _ = write_report([make_run("tiny", "qemu-stm32f405"), piloted], tmp_path, "pilots")
+    text = md_path.read_text()
+    assert "tiny · nucleo-f446re · standalone · BER from 64 pilots |" in text
+    assert "tiny · qemu-stm32f405 · standalone |" in text
+
+
 def test_report_command_writes_both_pages(tmp_path):
     import semhil.cli_report  # noqa: F401 - registers `semhil report`
     from semhil.cli import cli

@@ -4,6 +4,7 @@ path: the path changes with the order the boards were plugged in.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import time
@@ -79,6 +80,9 @@ class HardwareMapEntry:
     tool: str | None = None  # flasher for this board, overriding the board file's
     reset: str | None = None  # probe (default), or dtr / rts where the serial adapter drives the reset pin
     comment: str = field(default="", compare=False)
+
+    def probe_choice(self) -> ProbeChoice | None:
+        return ProbeChoice(self.probe_serial, self.tool, self.reset or "probe") if self.probe_serial else None
 
 
 MAP_KEYS = {"name": True, "probe_serial": False, "port": False, "tool": False, "reset": False}  # key -> required
@@ -212,8 +216,21 @@ def choose_probe(board: Board, probe_serial: str | None, map_path: Path | None, 
         if entry.probe_serial is None:
             raise SemhilError(f"hardware map {map_path} lists board {board.name} without a probe, at {entry.port}: "
                               f"run it with --port {entry.port}")
-        return ProbeChoice(entry.probe_serial, tool or entry.tool, entry.reset or "probe")
+        return dataclasses.replace(entry.probe_choice(), tool=tool or entry.tool)
     if not probe_serial:
         raise SemhilError(f"board {board.name} is on an ST-LINK: name it with --probe SERIAL or --hardware-map FILE "
                           "(`semhil boards --detect` lists the attached probes)")
     return ProbeChoice(probe_serial, tool)
+
+
+def how_to_reach(board: Board, map_path: Path | None) -> tuple[ProbeChoice | None, str | None]:
+    """(probe, port URL) of a board for a run over a rig: a silicon board through its map entry's probe,
+    or at its entry's URL; an emulated board at its entry's URL, or (None, None): started here."""
+    entries = read_hardware_map(map_path) if map_path else []
+    if board.run_kind != "probe":
+        entry = next((e for e in entries if e.name == board.name and e.port), None)
+        return None, entry.port if entry else None
+    if map_path is None:
+        return choose_probe(board, None, None, None), None  # raises: says how to name the probe
+    entry = entry_for_board(entries, board.name, map_path)
+    return entry.probe_choice(), None if entry.probe_serial else entry.port

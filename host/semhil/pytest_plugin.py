@@ -102,7 +102,7 @@ def targets(config) -> list[Target]:
     repeated = {e.name for e in entries if sum(x.name == e.name for x in entries) > 1}
     found = []
     for e in entries:
-        probe = ProbeChoice(e.probe_serial, e.tool, e.reset or "probe") if e.probe_serial else None
+        probe = e.probe_choice()
         ident = f"{e.name}-{e.probe_serial or e.port}" if e.name in repeated else e.name
         found.append(Target(ident, load_board(e.name), probe, None if probe else e.port))
     return found

@@ -68,7 +68,9 @@ def model_names(results: list[dict]) -> dict[tuple[str, str], str]:
 
 
 def run_label(r: dict, names: dict) -> str:
-    return f"{names[_model_key(r)]} · {r['board']} · {r['backend']}"
+    """model · board · backend, and where the decoder's BER came from pilots, how many."""
+    pilots = next((row["pilot_bits"] for row in r["results"] if row.get("ber_source") == "pilots"), None)
+    return f"{names[_model_key(r)]} · {r['board']} · {r['backend']}" + (f" · BER from {pilots} pilots" if pilots else "")
 
 
 def ber_label(ber: float) -> str:

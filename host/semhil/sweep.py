@@ -19,7 +19,7 @@ from rich.table import Table
 
 from .boards import load_board
 from .channel import parse_channel
-from .discovery import choose_probe
+from .discovery import how_to_reach
 from .errors import SemhilError
 from .jsonl import append_line, read_whole_lines
 from .session import RunOptions, run_on_board
@@ -81,8 +81,7 @@ def run_sweep(plan: SweepPlan, bundles: list, out: Path, resume: bool, progress:
     from .pilots import parse_pilots
     start(plan, out, resume)
     boards = [load_board(name) for name in plan.boards]
-    # fail now, before any run, on a silicon board without a probe
-    probes = {b.name: choose_probe(b, None, map_path, None) if b.run_kind == "probe" else None for b in boards}
+    reach = {b.name: how_to_reach(b, map_path) for b in boards}  # fails now, before any run, on a silicon board without a probe
     channels = tuple(parse_channel(spec) for spec in plan.channels)
     pilots = None if plan.pilots is None else parse_pilots(plan.pilots)
     rows_path = out / "results.jsonl"
@@ -98,7 +97,7 @@ def run_sweep(plan: SweepPlan, bundles: list, out: Path, resume: bool, progress:
                     result = json.loads(json_path.read_text())
                 else:
                     options = RunOptions(n_images=plan.images, backend=plan.backend, seed=plan.seed, channels=channels,
-                                         pilots=pilots, probe=probes[board.name], resume=resume)
+                                         pilots=pilots, probe=reach[board.name][0], port_url=reach[board.name][1], resume=resume)
                     result = run_on_board(bundle, board, options, progress=progress, out_dir=out / "runs" / key)
                     for row in result["results"]:
                         if (key, row["seed"]) not in scored:
