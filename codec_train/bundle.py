@@ -23,7 +23,7 @@ CONTENT_FILES = ("config.json", "task.pt", "codec.pt", "device_graph.json", "met
 HASH_CHARS = 16
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -34,7 +34,7 @@ def bundle_hash(file_hashes: dict[str, str]) -> str:
 
 def seal(path: Path) -> str:
     """Write bundle.json for the content files already in `path`; returns the bundle hash."""
-    files = {name: _sha256(path / name) for name in CONTENT_FILES}
+    files = {name: file_sha256(path / name) for name in CONTENT_FILES}
     digest = bundle_hash(files)
     (path / "bundle.json").write_text(json.dumps({"hash": digest, "files": files}, indent=2))
     return digest
@@ -74,7 +74,7 @@ def load_bundle(path: str | Path) -> Bundle:
     for name in CONTENT_FILES:
         if not (path / name).is_file():
             raise SemhilError(f"bundle {path}: {name} is missing: delete {path} and train again")
-        if _sha256(path / name) != files.get(name):
+        if file_sha256(path / name) != files.get(name):
             raise SemhilError(f"bundle {path}: {name} is corrupted (its sha256 differs from bundle.json): delete {path} and train again")
     digest = bundle_hash(files)
     if digest != recorded.get("hash"):

@@ -20,19 +20,14 @@ def predict_from_payloads(task, codec, payloads: np.ndarray, ber) -> np.ndarray:
     return torch.cat(preds).numpy()
 
 
-def predict_through_channel(task, codec, payloads: np.ndarray, channel, seed: int, pilots=None) -> np.ndarray:
-    """Send payloads through `channel` (seeded), decode with the BER the channel tells, classify.
-    With pilots (semhil.pilots.Pilots), the frames carry pilot bits and the decoder is told the BER
-    estimated from them instead."""
-    return predict_and_told_ber(task, codec, payloads, channel, seed, pilots)[0]
-
-
-def predict_and_told_ber(task, codec, payloads: np.ndarray, channel, seed: int, pilots=None) -> tuple[np.ndarray, np.ndarray]:
-    """(predictions, BER the decoder was told per frame) of predict_through_channel."""
+def predict_through_channel(task, codec, payloads: np.ndarray, channel, seed: int, pilots=None) -> tuple[np.ndarray, np.ndarray]:
+    """Send payloads through `channel` (seeded), decode with the BER the channel tells, classify; with
+    pilots (semhil.pilots.Pilots) the frames carry pilot bits and the decoder is told the BER estimated
+    from them instead. Returns (predictions, the BER the decoder was told per frame)."""
     n_bits = int(np.prod(codec.shape.sent_shape)) * codec.shape.bits
     rng = np.random.default_rng(seed)
     if pilots is None:
         received, ber = apply_channel(payloads, channel, rng, n_bits=n_bits)
     else:
         received, ber, _ = send_with_pilots(payloads, channel, rng, n_bits, pilots)
-    return predict_from_payloads(task, codec, received, ber), np.broadcast_to(ber, (len(payloads),))
+    return predict_from_payloads(task, codec, received, ber), ber

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from rich.progress import Progress
 
 from . import bundle as bundle_io
-from semhil.channel import IidChannel, parse_channel
+from semhil.channel import DEFAULT_BERS, IidChannel, parse_channel
 from semhil.errors import SemhilError
 
 from .data import Dataset, load_dataset, to_float
@@ -224,10 +224,10 @@ def accuracy(task: SplitModel, images: np.ndarray, labels: np.ndarray) -> float:
 
 
 def evaluate_float(task: SplitModel, codec: SemanticCodec, images: np.ndarray, labels: np.ndarray,
-                   bers=(0.0, 0.001, 0.01, 0.05), seed: int = 0) -> dict[str, float]:
+                   bers=DEFAULT_BERS, seed: int = 0) -> dict[str, float]:
     """Accuracy of the float device half + channel + decoder, per i.i.d. BER."""
     payloads = pack_symbols(float_symbols(task, codec, images), codec.shape.bits)
-    return {str(ber): float((predict_through_channel(task, codec, payloads, IidChannel(ber), seed) == labels).mean()) for ber in bers}
+    return {str(ber): float((predict_through_channel(task, codec, payloads, IidChannel(ber), seed)[0] == labels).mean()) for ber in bers}
 
 
 def write_bundle(path: Path, config: TrainConfig, data: Dataset, task: SplitModel, codec: SemanticCodec, metrics: dict) -> bundle_io.Bundle:

@@ -2,7 +2,6 @@
 exercised on every board given with --board or --hardware-map and every backend given with --backend
 (nnom only where NNOM_HOME names an NNoM checkout)."""
 import dataclasses
-import os
 
 import pytest
 import torch
@@ -43,11 +42,6 @@ def another_bundle(bundle, path):
     return load_bundle(path)
 
 
-def skip_unless_available(backend: str) -> None:
-    if backend == "nnom" and not os.environ.get("NNOM_HOME"):
-        pytest.skip("needs NNOM_HOME (NNoM checkout)")
-
-
 @pytest.fixture(scope="session")
 def run_result(bundle, board, backend):
     """The whole test split through the session's board."""
@@ -59,6 +53,6 @@ def run_result(bundle, board, backend):
 def running_board(board_config, firmware):
     """A board process of the test's own, for tests that freeze or kill it."""
     if board_config.run_kind == "probe":
-        pytest.skip("freezes or kills the board process: emulated boards only")
+        pytest.skip("freezes or kills the board's process: a silicon board has none to signal")
     with BoardProcess(board_config, firmware.path) as process:
         yield process

@@ -92,6 +92,12 @@ def test_firmware_from_another_bundle_is_refused(bundle, board_config, tmp_path)
         run_on_board(bundle, board_config, RunOptions(n_images=5), firmware=other_firmware)
 
 
+def first_test_images(bundle, n):
+    """(images, labels, the simulator's codes) of the first n test images."""
+    data = load_dataset("mnist5k")
+    return data.x_test[:n], data.y_test[:n], run_graph(bundle.graph, data.x_test[:n])[1]
+
+
 class StopBoardAfter:
     """A progress sink that sends the board process a signal after n images: SIGSTOP freezes it (a
     board that stops answering), SIGKILL ends it and its serial port disappears (a board unplugged)."""
@@ -109,9 +115,7 @@ class StopBoardAfter:
 
 
 def test_silent_board_names_the_image_and_keeps_what_was_measured(board_config, bundle, running_board, tmp_path):
-    data = load_dataset("mnist5k")
-    images, labels = data.x_test[:6], data.y_test[:6]
-    _, expected = run_graph(bundle.graph, images)
+    images, labels, expected = first_test_images(bundle, 6)
     log = tmp_path / "images.jsonl"
     with Dut(running_board.port, board_config.name, timeout_s=0.5, retries=1) as dut:
         dut.wait_ready()
@@ -122,9 +126,7 @@ def test_silent_board_names_the_image_and_keeps_what_was_measured(board_config, 
 
 
 def test_serial_port_that_disappears_mid_run_is_named_and_keeps_what_was_measured(board_config, bundle, running_board, tmp_path):
-    data = load_dataset("mnist5k")
-    images, labels = data.x_test[:6], data.y_test[:6]
-    _, expected = run_graph(bundle.graph, images)
+    images, labels, expected = first_test_images(bundle, 6)
     log = tmp_path / "images.jsonl"
     with Dut(running_board.port, board_config.name, timeout_s=2.0, retries=1) as dut:
         dut.wait_ready()
@@ -134,9 +136,7 @@ def test_serial_port_that_disappears_mid_run_is_named_and_keeps_what_was_measure
 
 
 def test_silent_board_is_reset_and_the_image_retried(board_config, bundle, running_board, tmp_path):
-    data = load_dataset("mnist5k")
-    images, labels = data.x_test[:4], data.y_test[:4]
-    _, expected = run_graph(bundle.graph, images)
+    images, labels, expected = first_test_images(bundle, 4)
     with Dut(running_board.port, board_config.name, timeout_s=0.5, retries=1, reset=running_board.restart) as dut:
         dut.wait_ready()
         records = collect_codes(dut, images, labels, expected, tmp_path / "images.jsonl", StopBoardAfter(running_board.process.pid, 2))

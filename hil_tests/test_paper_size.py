@@ -9,10 +9,11 @@ from codec_train.simulate import run_graph
 from semhil.boards import load_board
 from semhil.build import ModelTooLarge, build_firmware
 from semhil.dut import Dut
+from semhil.pytest_plugin import skip_unless_available
 from semhil.runners import BoardProcess
 from semhil.session import collect_codes
 
-from conftest import skip_unless_available, untrained_resnet_bundle
+from conftest import untrained_resnet_bundle
 
 N_IMAGES = 10
 

@@ -1,5 +1,6 @@
 """semhil's pytest plugin from another project's point of view: a test suite of its own, run with a
 hardware map of two boards, serially and with pytest-xdist."""
+import hashlib
 import shutil
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -94,7 +95,7 @@ def test_a_hardware_map_of_two_boards_runs_the_suite_on_both(pytester, monkeypat
     for board, props in found.items():
         assert props["bundle_hash"] == {plugin_bundle.hash}
         firmware = plugin_bundle.path / "build" / f"{board}-standalone" / "firmware.elf"
-        assert props["firmware_sha256"] == {__import__("hashlib").sha256(firmware.read_bytes()).hexdigest()}
+        assert props["firmware_sha256"] == {hashlib.sha256(firmware.read_bytes()).hexdigest()}
         assert props["board_serial"] == {"emulated (native)" if board == "native" else "emulated (qemu)"}
 
 

@@ -8,10 +8,11 @@ from codec_train.data import load_dataset
 from codec_train.simulate import run_graph
 from semhil.build import build_firmware
 from semhil.dut import Dut
+from semhil.pytest_plugin import skip_unless_available
 from semhil.runners import BoardProcess
 from semhil.session import collect_codes
 
-from conftest import skip_unless_available, untrained_resnet_bundle
+from conftest import untrained_resnet_bundle
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,9 @@ import numpy as np
 from .errors import SemhilError
 
 
+DEFAULT_BERS = (0.0, 0.001, 0.01, 0.05)  # the BERs a run is scored at unless told otherwise
+
+
 class Channel(Protocol):
     name: str
 

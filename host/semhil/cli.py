@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .channel import DEFAULT_BERS
 from .errors import SemhilError
 from .paths import RUNS_DIR
 
@@ -67,7 +68,8 @@ board_option = click.option("--board", default="qemu-stm32f405", show_default=Tr
 backend_option = click.option("--backend", type=click.Choice(["standalone", "nnom"]), default="standalone", show_default=True,
                               help="standalone: semhil's kernels; nnom: NNoM from NNOM_HOME")
 images_option = click.option("--images", default=1000, show_default=True, help="test images sent to the board (the test split has 1,000)")
-ber_option = click.option("--ber", default="0,0.001,0.01,0.05", show_default=True, help="bit error rates, comma-separated")
+DEFAULT_BER_TEXT = ",".join(f"{ber:g}" for ber in DEFAULT_BERS)
+ber_option = click.option("--ber", default=DEFAULT_BER_TEXT, show_default=True, help="bit error rates, comma-separated")
 probe_option = click.option("--probe", "probe_serial", help="silicon boards: serial number of the board's ST-LINK "
                                                             "(`semhil boards --detect`)")
 map_option = click.option("--hardware-map", "map_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -151,21 +153,13 @@ def build(bundle: Path, board: str, backend: str) -> None:
 
 
 @cli.command()
-@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def table(results: tuple[Path, ...]) -> None:
-    """One table of several runs' results JSONs (semhil run --json): model x board -> flash, RAM,
-    stack, device latency, bytes per image, accuracy at BER 0 and 1 %."""
-    import json
+    """One table of several runs' results JSONs (semhil run --json, or a folder of them such as a sweep's):
+    model x board -> flash, RAM, stack, device latency, bytes per image, accuracy at BER 0 and 1 %."""
     from .report import summary_table
-    loaded = []
-    for path in results:
-        try:
-            loaded.append(json.loads(path.read_text()))
-        except json.JSONDecodeError as e:
-            raise SemhilError(f"{path} is not a results JSON ({e}): give the files `semhil run --json` writes") from None
-        if not {"board", "bundle", "device", "results"} <= set(loaded[-1]):
-            raise SemhilError(f"{path} is not a results JSON of `semhil run` (no board, bundle, device or results)")
-    console.print(summary_table(loaded))
+    from .report_page import load_results
+    console.print(summary_table(load_results(results)))
 
 
 @cli.command()

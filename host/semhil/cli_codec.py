@@ -9,7 +9,7 @@ import click
 
 from codec_train.train import TrainConfig
 
-from .cli import cli, console, parse_bers, pilots_option, progress_bar
+from .cli import ber_option, cli, console, parse_bers, pilots_option, progress_bar
 from .errors import SemhilError
 from .paths import RUNS_DIR
 
@@ -96,7 +96,7 @@ def train(preset, dataset, image_size, base, task_only, stage, init_path, xai, a
 @cli.command("eval")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--dataset", help="dataset spec (default: the bundle's)")
-@click.option("--ber", default="0,0.001,0.01,0.05", show_default=True, help="bit error rates, comma-separated")
+@ber_option
 @click.option("--channel", "channel_specs", multiple=True, help="a channel model instead of --ber (repeatable): ge:BER,BURST, dynamic:LO,HI, trace:FILE, bpsk-snr:DB")
 @pilots_option
 @click.option("--float", "use_float", is_flag=True, help="the float device half instead of the int8 simulator")

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from .boards import load_board
+from .channel import IidChannel
 from .session import RunOptions, run_on_board
 
 
@@ -21,7 +22,7 @@ def run_kernel_bench(bundle_path: Path | None, board_name: str, images: int, jso
         console.print("NNOM_HOME is not set: measuring the standalone backend only (see README, NNoM)")
     with progress_bar() as progress:
         bundle = load_bundle(bundle_path) if bundle_path else cached_bundle(PRESETS["demo"], RUNS_DIR, "demo", progress)
-        runs = {backend: run_on_board(bundle, board, RunOptions(n_images=images, bers=(0.0,), backend=backend), progress=progress)
+        runs = {backend: run_on_board(bundle, board, RunOptions(n_images=images, channels=(IidChannel(0.0),), backend=backend), progress=progress)
                 for backend in backends}
     figures = {}
     for backend, result in runs.items():

@@ -12,7 +12,6 @@ that lack it. JUnit XML (--junitxml) gets each test's board, bundle hash, firmwa
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 from contextlib import ExitStack
@@ -21,13 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from codec_train.bundle import file_sha256
+
 from .boards import Board, load_board
+from .cli import DEFAULT_BER_TEXT, parse_bers
 from .discovery import ProbeChoice, read_hardware_map
 from .errors import SemhilError
 
 DEFAULT_BOARDS = "native"
 DEFAULT_BACKENDS = "standalone"
-DEFAULT_BERS = "0,0.001,0.01,0.05"
 TARGETS = pytest.StashKey[list]()
 
 
@@ -59,7 +60,7 @@ def pytest_addoption(parser):
                                                       "--generate-hardware-map); every board in it is tested")
     group.addoption("--bundle", type=Path, help="bundle to test (default: a tiny codec trained for the session)")
     group.addoption("--backend", help=f"comma-separated backends (default: ini semhil_backends, else {DEFAULT_BACKENDS})")
-    group.addoption("--ber", help=f"comma-separated bit error rates for the `bers` fixture (default {DEFAULT_BERS})")
+    group.addoption("--ber", help=f"comma-separated bit error rates for the `bers` fixture (default {DEFAULT_BER_TEXT})")
     parser.addini("semhil_boards", f"boards tested when --board is not given (default {DEFAULT_BOARDS})")
     parser.addini("semhil_backends", f"backends tested when --backend is not given (default {DEFAULT_BACKENDS})")
 
@@ -187,9 +188,8 @@ def board_config(semhil_target) -> Board:
 
 @pytest.fixture(scope="session")
 def bers(pytestconfig) -> tuple[float, ...]:
-    from .cli import parse_bers
     try:
-        return parse_bers(pytestconfig.getoption("--ber") or DEFAULT_BERS)
+        return parse_bers(pytestconfig.getoption("--ber") or DEFAULT_BER_TEXT)
     except SemhilError as e:
         raise pytest.UsageError(str(e)) from None
 
@@ -217,16 +217,17 @@ def bundle(pytestconfig, tmp_path_factory):
         return cached_bundle(PRESETS["tiny"], shared, "tiny", progress)
 
 
+def skip_unless_available(backend: str) -> None:
+    """Skips a test of the nnom backend where NNOM_HOME names no NNoM checkout."""
+    if backend == "nnom" and not os.environ.get("NNOM_HOME"):
+        pytest.skip("the nnom backend needs NNOM_HOME (an NNoM checkout: make nnom)")
+
+
 @pytest.fixture(scope="session")
 def firmware(bundle, board_config, backend):
     from .build import build_firmware
-    if backend == "nnom" and not os.environ.get("NNOM_HOME"):
-        pytest.skip("the nnom backend needs NNOM_HOME (an NNoM checkout: make nnom)")
+    skip_unless_available(backend)
     return build_firmware(bundle, board_config, backend)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class PortInUse(SemhilError):
@@ -267,7 +268,7 @@ class RunningBoard:
     @property
     def provenance(self) -> dict[str, str]:
         return {"board": self.target.id, "bundle_hash": self.info.get("bundle_hash", ""),
-                "firmware_sha256": _sha256(self.firmware.path), "board_serial": self.target.serial_number}
+                "firmware_sha256": file_sha256(self.firmware.path), "board_serial": self.target.serial_number}
 
 
 @pytest.fixture(scope="session")

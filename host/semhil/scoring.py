@@ -5,7 +5,7 @@ import numpy as np
 
 from codec_train.codes import pack_symbols
 from codec_train.data import load_dataset
-from codec_train.edge import predict_and_told_ber, predict_through_channel
+from codec_train.edge import predict_through_channel
 from codec_train.simulate import run_graph
 from codec_train.train import accuracy, float_symbols
 
@@ -37,8 +37,8 @@ def score(bundle, images: np.ndarray, labels: np.ndarray, payloads: np.ndarray, 
     reference = pack_symbols(float_symbols(task, codec, images), codec.shape.bits)
     rows = []
     for k, channel in enumerate(channels):
-        preds, told_ber = predict_and_told_ber(task, codec, payloads, channel, seed + k, pilots)
-        float_preds = predict_through_channel(task, codec, reference, channel, seed + k, pilots)
+        preds, told_ber = predict_through_channel(task, codec, payloads, channel, seed + k, pilots)
+        float_preds, _ = predict_through_channel(task, codec, reference, channel, seed + k, pilots)
         params = channel.describe()
         rows.append({"ber": nominal_ber(params),
                      "channel": channel.name, "channel_params": params, "seed": seed + k, "n": len(labels),

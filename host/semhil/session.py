@@ -21,7 +21,7 @@ from codec_train.simulate import run_graph
 from .backends.graph import activation_lower_bound, total_macs
 from .boards import Board
 from .build import Firmware, build_firmware
-from .channel import IidChannel
+from .channel import DEFAULT_BERS, IidChannel
 from .discovery import ProbeChoice
 from .dut import BoardNotAnswering, Dut
 from .errors import SemhilError
@@ -30,7 +30,7 @@ from .model_report import layer_rows
 from .runners import open_board
 from .scoring import score
 
-DEFAULT_BERS = (0.0, 0.001, 0.01, 0.05)
+DEFAULT_CHANNELS = tuple(IidChannel(ber) for ber in DEFAULT_BERS)
 
 
 class BundleMismatch(SemhilError):
@@ -40,18 +40,14 @@ class BundleMismatch(SemhilError):
 @dataclass(frozen=True)
 class RunOptions:
     n_images: int = 1000
-    bers: tuple[float, ...] = DEFAULT_BERS
     seed: int = 0
     backend: str = "standalone"
     warmup: int = 5
     probe: ProbeChoice | None = None  # the ST-LINK of a silicon board
     port_url: str | None = None       # a board already running there (e.g. rfc2217://host:2217): not started or flashed
-    channels: tuple | None = None     # channel models to score through; None: i.i.d. at each of `bers`
+    channels: tuple = DEFAULT_CHANNELS  # channel models the codes are scored through (semhil.channel)
     pilots: object | None = None      # pilots.Pilots: the decoder is told the BER estimated from pilot bits
     resume: bool = False              # keep the images an earlier, interrupted run logged and send only the rest
-
-    def channel_models(self) -> tuple:
-        return self.channels if self.channels is not None else tuple(IidChannel(b) for b in self.bers)
 
 
 def check_firmware(info: dict, bundle, board: Board) -> None:
@@ -134,7 +130,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     latency = device_latency(np.array([r["ticks"] for r in measured], float), board, int(info["timer_hz"]))
     round_trips = [r["round_trip_ms"] for r in measured]
     code_bytes = bundle.graph["code_bytes"]
-    rows, task_accuracy = score(bundle, images, labels, payloads, options.channel_models(), options.seed, options.pilots)
+    rows, task_accuracy = score(bundle, images, labels, payloads, options.channels, options.seed, options.pilots)
     result = {
         "board": board.name, "bundle": str(bundle.path), "bundle_hash": bundle.hash, "backend": options.backend,
         "n_images": len(records), "bytes_per_image": code_bytes,

@@ -12,9 +12,6 @@
 #define PWR_CR REG(0x40007000)
 #define PWR_CSR REG(0x40007004)
 
-#define CR_HSEON (1u << 16)
-#define CR_HSERDY (1u << 17)
-#define CR_HSEBYP (1u << 18)
 #define CR_PLLON (1u << 24)
 #define CR_PLLRDY (1u << 25)
 #define PLLCFGR_PLLSRC_HSE (1u << 22)
@@ -56,12 +53,8 @@ uint32_t stm32_f4f7_clock_init(uint32_t flash_acr_bits)
         return run_on_hsi();
     uint32_t source = 0; /* HSI */
 #if BOARD_CLOCK_HSE
-    RCC_CR |= BOARD_HSE_BYPASS ? CR_HSEBYP : 0;
-    RCC_CR |= CR_HSEON;
-    if (!cm_wait(&RCC_CR, CR_HSERDY, CR_HSERDY)) {
-        RCC_CR &= ~(CR_HSEON | CR_HSEBYP);
+    if (!stm32_hse_start(&RCC_CR, BOARD_HSE_BYPASS))
         return run_on_hsi(); /* no oscillator */
-    }
     source = PLLCFGR_PLLSRC_HSE;
 #endif
     /* Bits 31:28: PLLR on the F446 and F76x, reserved on the F405 and F746: kept. */

@@ -95,3 +95,17 @@ void stm32_usart_putc(uint32_t base, uint8_t c)
     }
     REG(base + USART_TDR) = c;
 }
+
+#define CR_HSEON (1u << 16)
+#define CR_HSERDY (1u << 17)
+#define CR_HSEBYP (1u << 18)
+
+int stm32_hse_start(volatile uint32_t *rcc_cr, int bypass)
+{
+    *rcc_cr |= bypass ? CR_HSEBYP : 0;
+    *rcc_cr |= CR_HSEON;
+    if (cm_wait(rcc_cr, CR_HSERDY, CR_HSERDY))
+        return 1;
+    *rcc_cr &= ~(CR_HSEON | CR_HSEBYP);
+    return 0;
+}

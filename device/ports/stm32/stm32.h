@@ -27,6 +27,11 @@ uint32_t stm32_f4f7_clock_init(uint32_t flash_acr_bits);
 /* The clock of the board's USART's bus once the core runs at core_hz. */
 uint32_t stm32_f4f7_uart_clock_hz(uint32_t core_hz);
 
+/* Starts the HSE (bypassed: an external clock such as the ST-LINK's, when bypass) through RCC_CR at
+ * rcc_cr, whose HSEON/HSERDY/HSEBYP bits sit alike on the F4, F7 and H7; 0 if no oscillator answers
+ * (HSE then off again). */
+int stm32_hse_start(volatile uint32_t *rcc_cr, int bypass);
+
 void stm32_usart_init(uint32_t base, uint32_t clock_hz, uint32_t baud);
 void stm32_usart_irq(uint32_t base);
 void stm32_usart_putc(uint32_t base, uint8_t c);

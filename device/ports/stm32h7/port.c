@@ -45,9 +45,6 @@
  * value) and its prescaler (USART_PRESC) is 1. The FIFO stays off (CR1 FIFOEN = 0): RXFNE, TXFNF and
  * RXFNEIE then are the RXNE, TXE and RXNEIE of the F7's USART, at the same bits. */
 
-#define CR_HSEON (1u << 16)
-#define CR_HSERDY (1u << 17)
-#define CR_HSEBYP (1u << 18)
 #define CR_PLL1ON (1u << 24)
 #define CR_PLL1RDY (1u << 25)
 #define CFGR_SW 7u
@@ -112,12 +109,8 @@ uint32_t port_clock_init(void)
         return run_on_hsi();
     uint32_t source = 0; /* HSI */
 #if BOARD_CLOCK_HSE
-    RCC_CR |= BOARD_HSE_BYPASS ? CR_HSEBYP : 0;
-    RCC_CR |= CR_HSEON;
-    if (!cm_wait(&RCC_CR, CR_HSERDY, CR_HSERDY)) {
-        RCC_CR &= ~CR_HSEON;
+    if (!stm32_hse_start(&RCC_CR, BOARD_HSE_BYPASS))
         return run_on_hsi(); /* no oscillator */
-    }
     source = PLLCKSELR_PLLSRC_HSE;
 #endif
     RCC_PLLCKSELR = (RCC_PLLCKSELR & ~(PLLCKSELR_DIVM1 | PLLCKSELR_PLLSRC)) | BOARD_PLL_M << 4 | source;
