@@ -1,6 +1,7 @@
 """Training checkpoints, one per finished epoch, so that a killed training resumes where it was:
 <bundle folder>/checkpoint.pt holds the phase, epochs done, weights, optimizer, schedule, the
-numpy generator's state and the configuration's digest (loadable with weights_only)."""
+numpy generator's state, the mean loss of each epoch so far and the configuration's digest
+(loadable with weights_only)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from semhil.errors import SemhilError
 
 from .distributed import is_main
 
-PHASES = ("task", "stage1", "stage2")
+PHASES = ("task", "stage1", "stage2", "codec")  # SemanticNN trains stage 1 and 2, the baselines one "codec" phase
 
 
 class Checkpoint:
@@ -21,6 +22,7 @@ class Checkpoint:
         self.file = folder / "checkpoint.pt" if folder else None
         self.digest = digest
         self.saved = None
+        self.losses: dict[str, list[float]] = {}  # phase -> mean training loss of each epoch
         if self.file is None or not self.file.exists():
             return
         if not resume:
@@ -28,6 +30,7 @@ class Checkpoint:
         self.saved = torch.load(self.file, weights_only=True)
         if self.saved["digest"] != digest:
             raise SemhilError(f"the checkpoint in {folder} is of another configuration: delete {folder} or train with the same options")
+        self.losses = json.loads(self.saved.get("losses", "{}"))
 
     def restore(self, phase: str, epochs: int, modules: dict, opt, schedule, rng: np.random.Generator) -> int:
         """Epochs of `phase` already done, with their state loaded; 0 without a checkpoint that far."""
@@ -47,7 +50,8 @@ class Checkpoint:
             return
         self.file.parent.mkdir(parents=True, exist_ok=True)
         state = {"digest": self.digest, "phase": phase, "epoch": epoch, "models": {k: m.state_dict() for k, m in modules.items()},
-                 "optimizer": opt.state_dict(), "schedule": schedule.state_dict(), "rng": json.dumps(rng.bit_generator.state)}
+                 "optimizer": opt.state_dict(), "schedule": schedule.state_dict(), "rng": json.dumps(rng.bit_generator.state),
+                 "losses": json.dumps(self.losses)}
         partial = self.file.with_suffix(".tmp")
         torch.save(state, partial)
         partial.replace(self.file)

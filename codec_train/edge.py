@@ -1,4 +1,4 @@
-"""The edge side: received payloads -> symbols -> BER-aware decoder -> task tail -> prediction."""
+"""The edge side: received payloads -> symbols -> the codec's decoder and task tail -> prediction."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +16,7 @@ def predict_from_payloads(task, codec, payloads: np.ndarray, ber) -> np.ndarray:
     returns class indices."""
     symbols = torch.from_numpy(unpack_symbols(payloads, codec.shape.bits, codec.shape.sent_shape))
     bers = torch.from_numpy(np.broadcast_to(np.asarray(ber, np.float32), (len(payloads),)).copy())
-    preds = [task.tail(codec.decode_symbols(symbols[i:i + 256], bers[i:i + 256])).argmax(1) for i in range(0, len(symbols), 256)]
+    preds = [codec.logits(task, symbols[i:i + 256], bers[i:i + 256]).argmax(1) for i in range(0, len(symbols), 256)]
     return torch.cat(preds).numpy()
 
 

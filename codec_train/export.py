@@ -1,4 +1,4 @@
-"""Export the device half (task stem + SQ encoder + packer) to an int8 device graph.
+"""Export a codec's device half (codec.device_layers, then the packer) to an int8 device graph.
 
 Integer layers follow NNoM's arithmetic (power-of-two scales, value = q * 2^-dec):
     acc = (bias << bias_shift) + round + sum(x * w);  y = sat8(acc >> out_shift)
@@ -24,7 +24,6 @@ from semhil.errors import SemhilError
 from .codes import code_bytes
 from .crop import crop_box
 from .data import to_float
-from .models import ENERGY_EPS
 from .qformat import activation_dec, conv_formats, quantize
 from .simulate import GRAPH_FORMAT
 
@@ -130,34 +129,56 @@ def export_stem(task, calibration_images: np.ndarray, out_dec: int | None = None
     return layers, x
 
 
+def fixed_dec(fake_quant) -> int | None:
+    """The int8 format training fixed for a FakeQuant, or None (calibrate it)."""
+    return int(fake_quant.dec) if bool(fake_quant.enabled) else None
+
+
+@torch.no_grad()
+def conv_layer_after(layers: list[dict], name: str, conv: nn.Conv2d, feature: torch.Tensor, out_dec: int | None) -> dict:
+    """An int8 conv (no activation) reading the output of `layers`, whose float output is `feature` (NCHW)."""
+    in_dec = next(layer["out_dec"] for layer in reversed(layers) if layer["op"] == "conv2d")
+    return _conv_layer(name, conv, *fold_batchnorm(conv, None), "none", layers[-1]["out_shape"], in_dec, _nhwc(conv(feature)), out_dec)
+
+
+def float_tail(conv: dict, centres: torch.Tensor, gdn=None, prelu=None, energy_eps: float | None = None, prefix: str = "encoder") -> list[dict]:
+    """The float32 ops after an int8 conv, ending in the quantizer: GDN (or a plain dequantization),
+    then optionally PReLU and energy normalisation."""
+    shape = conv["out_shape"]
+    layers = [{"op": "gdn", "name": f"{prefix}.gdn", "shape": shape, "in_dec": conv["out_dec"],
+               "beta": _f32(gdn.beta().numpy()), "gamma": _f32(gdn.gamma().numpy())} if gdn is not None else
+              {"op": "dequantize", "name": f"{prefix}.dequantize", "shape": shape, "in_dec": conv["out_dec"]}]
+    if prelu is not None:
+        layers.append({"op": "prelu", "name": f"{prefix}.prelu", "shape": shape, "alpha": _f32(prelu.weight.numpy())})
+    if energy_eps is not None:
+        layers.append({"op": "energy_norm", "name": f"{prefix}.energy_norm", "shape": shape, "eps": _f32([energy_eps])[0]})
+    return [*layers, {"op": "quantize", "name": f"{prefix}.quantizer", "shape": shape, "centres": _f32(centres.numpy())}]
+
+
+def crop_layer(code_shape: list[int], ratio: float) -> dict:
+    top, left, h, w = crop_box(code_shape[0], code_shape[1], ratio)
+    return {"op": "crop", "name": "crop", "in_shape": list(code_shape), "out_shape": [h, w, code_shape[2]], "top": top, "left": left}
+
+
 @torch.no_grad()
 def export_device_graph(task, codec, calibration_images: np.ndarray) -> dict:
-    """Quantize the device half, calibrating activation formats on `calibration_images` (uint8 NHWC)
-    where training did not fix them (codec.encoder.input_quant and conv_quant)."""
-    enc = codec.encoder
-    fixed = lambda fq: int(fq.dec) if bool(fq.enabled) else None  # noqa: E731
-    layers, x = export_stem(task, calibration_images, fixed(enc.input_quant))
-    shape, dec = layers[-1]["out_shape"], next(layer["out_dec"] for layer in reversed(layers) if layer["op"] == "conv2d")
-    conv = _conv_layer("encoder.conv", enc.conv, *fold_batchnorm(enc.conv, None), "none", shape, dec, _nhwc(enc.conv(x)),
-                       fixed(enc.conv_quant))
-    tail = _encoder_tail(codec, shape)
-    tail[0]["in_dec"] = conv["out_dec"]
-    code_shape = conv["out_shape"]
-    sent_shape = list(codec.shape.sent_shape)
+    """Quantize the device half (codec.device_layers), calibrating activation formats on
+    `calibration_images` (uint8 NHWC) where training did not fix them, and add the packer."""
+    layers = codec.device_layers(task, calibration_images)
+    sent_shape, bits = list(codec.shape.sent_shape), codec.shape.bits
     n_symbols = int(np.prod(sent_shape))
-    crop = []
-    if codec.shape.crop_ratio < 1:
-        top, left, h, w = crop_box(code_shape[0], code_shape[1], codec.shape.crop_ratio)
-        crop = [{"op": "crop", "name": "crop", "in_shape": code_shape, "out_shape": sent_shape, "top": top, "left": left}]
-    bits = enc.quantizer.bits
-    layers += [conv, *tail, *crop,
-               {"op": "pack", "name": "packer", "bits": bits, "n_symbols": n_symbols, "code_bytes": code_bytes(n_symbols, bits)}]
-    return {
-        "format": GRAPH_FORMAT,
-        "input": {"shape": list(calibration_images.shape[1:]), "dec": INPUT_DEC},
-        "layers": layers,
-        "code_shape": sent_shape, "full_code_shape": code_shape, "bits": bits, "code_bytes": code_bytes(n_symbols, bits),
-    }
+    if layers and list(output_shape(layers[-1])) != sent_shape:
+        raise SemhilError(f"the device half ends in {output_shape(layers[-1])}, the codec sends {sent_shape}")
+    graph_input = {"shape": list(calibration_images.shape[1:]), "dec": INPUT_DEC}
+    if codec.sends_pixels:
+        graph_input["raw_pixels"] = True
+    pack = {"op": "pack", "name": "packer", "bits": bits, "n_symbols": n_symbols, "code_bytes": code_bytes(n_symbols, bits)}
+    return {"format": GRAPH_FORMAT, "input": graph_input, "layers": [*layers, pack],
+            "code_shape": sent_shape, "bits": bits, "code_bytes": code_bytes(n_symbols, bits)}
+
+
+def output_shape(layer: dict) -> list[int]:
+    return layer.get("out_shape") or layer["shape"]
 
 
 @torch.no_grad()
@@ -177,19 +198,3 @@ def round_stem_to_int8(task, stem_layers: list[dict]) -> None:
             bn.bias.copy_(torch.from_numpy(b) - (conv.bias if conv.bias is not None else 0))
         elif conv.bias is not None:
             conv.bias.copy_(torch.from_numpy(b))
-
-
-def _encoder_tail(codec, feature_shape) -> list[dict]:
-    """GDN, PReLU, energy normalisation and the quantizer, float32 on the device (in_dec set later)."""
-    enc = codec.encoder
-    h, w, _ = feature_shape
-    shape = [h // 4, w // 4, codec.shape.code_channels]
-    return [
-        {"op": "gdn", "name": "encoder.gdn", "shape": shape, "in_dec": None,
-         "beta": _f32(enc.gdn.beta().numpy()), "gamma": _f32(enc.gdn.gamma().numpy())},
-        {"op": "prelu", "name": "encoder.prelu", "shape": shape, "alpha": _f32(enc.prelu.weight.numpy())},
-        {"op": "energy_norm", "name": "encoder.energy_norm", "shape": shape, "eps": _f32([ENERGY_EPS])[0]},
-        {"op": "quantize", "name": "encoder.quantizer", "shape": shape, "centres": _f32(enc.quantizer.centres.numpy())},
-    ]
-
-

@@ -1,4 +1,5 @@
-"""The SemanticNN codec: SQ encoder, bit channel, BER-aware decoder (after CompressAI's layers)."""
+"""The codec interface every codec (SemanticNN and the baselines) implements, and the SemanticNN codec:
+SQ encoder, bit channel, BER-aware decoder (after CompressAI's layers)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,10 +9,22 @@ import torch
 from torch import nn
 
 from .crop import centre_crop, reflect_restore
+from .data import to_float
 from .layers import GDN, BerAttention, SoftQuantizer
 from .qformat import FakeQuant, int8_conv_params
 
 ENERGY_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class WireShape:
+    """What goes on the wire: (H, W, C) symbols of `bits` bits each."""
+    sent_shape: tuple[int, int, int]
+    bits: int
+
+    @property
+    def bytes_per_image(self) -> int:
+        return (int(np.prod(self.sent_shape)) * self.bits + 7) // 8
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,27 @@ class CodecShape:
     @property
     def bytes_per_image(self) -> int:
         return (int(np.prod(self.sent_shape)) * self.bits + 7) // 8
+
+
+class Codec(nn.Module):
+    """What the harness needs of a codec. `shape` has `bits`, `sent_shape` (H, W, C of the symbols on
+    the wire) and `bytes_per_image`. The task CNN is passed in: a codec may use its stem, its tail or
+    neither."""
+
+    shape: WireShape | CodecShape
+    sends_pixels = False  # True: the device sends the raw uint8 pixels, with no layer before the packer
+
+    def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
+        """The symbols the float device half sends for uint8 images (N, H, W, C): (N, *sent_shape), as the packer takes them."""
+        raise NotImplementedError
+
+    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
+        """The edge: received symbols (N, *sent_shape, uint8 tensor) and the BER the decoder is told -> class logits."""
+        raise NotImplementedError
+
+    def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:
+        """The device half as int8 device-graph layers (export.py), up to the symbols the packer sends."""
+        raise NotImplementedError
 
 
 class SemanticEncoder(nn.Module):
@@ -103,7 +137,7 @@ class SemanticDecoder(nn.Module):
         return self.head(x)
 
 
-class SemanticCodec(nn.Module):
+class SemanticCodec(Codec):
     def __init__(self, shape: CodecShape):
         super().__init__()
         self.shape = shape
@@ -133,3 +167,19 @@ class SemanticCodec(nn.Module):
     def decode_symbols(self, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
         """symbols: (N, h, w, C) integer centre indices as received."""
         return self.decode_values(self.encoder.quantizer.centres[symbols.long()], ber)
+
+    def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
+        return self.encode(task.stem(to_float(images)))[1]
+
+    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
+        return task.tail(self.decode_symbols(symbols, ber))
+
+    def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:
+        """Stem, encoder conv, then GDN, PReLU, energy normalisation and the quantizer in float32, and the crop."""
+        from .export import conv_layer_after, crop_layer, export_stem, fixed_dec, float_tail
+        enc = self.encoder
+        layers, feature = export_stem(task, calibration_images, fixed_dec(enc.input_quant))
+        conv = conv_layer_after(layers, "encoder.conv", enc.conv, feature, fixed_dec(enc.conv_quant))
+        tail = float_tail(conv, gdn=enc.gdn, prelu=enc.prelu, energy_eps=ENERGY_EPS, centres=enc.quantizer.centres)
+        crop = [crop_layer(conv["out_shape"], self.shape.crop_ratio)] if self.shape.crop_ratio < 1 else []
+        return [*layers, conv, *tail, *crop]

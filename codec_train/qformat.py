@@ -75,3 +75,13 @@ def int8_conv_params(conv: nn.Conv2d, in_dec: int) -> tuple[torch.Tensor, torch.
     wq = torch.clamp(torch.round(w * w_scale), -128, 127) / w_scale
     bq = torch.clamp(torch.round(b * b_scale), -128, 127) / b_scale
     return w + (wq - w).detach(), b + (bq - b).detach()
+
+
+@torch.no_grad()
+def fix_conv_format(input_quant: FakeQuant, conv: nn.Conv2d, conv_quant: FakeQuant, features: torch.Tensor) -> None:
+    """Fixes the int8 format of a conv's output, calibrated on `features` (its input); from then on the
+    FakeQuant rounds the output, and int8_conv_params the weights."""
+    out = conv(input_quant(features)).permute(0, 2, 3, 1).cpu().numpy()
+    in_dec = int(input_quant.dec)
+    w_dec, _, _ = conv_formats(conv.weight.detach().cpu().numpy(), conv.bias.detach().cpu().numpy(), in_dec)
+    conv_quant.set_format(activation_dec(out, in_dec + int(w_dec.min())))

@@ -40,7 +40,7 @@ def maxpool_s8(x: np.ndarray, layer: dict) -> np.ndarray:
 
 def gdn_s8_to_f32(q: np.ndarray, layer: dict) -> np.ndarray:
     """GDN on the dequantized int8 input, in float32, in the C kernel's order of operations."""
-    x = q.astype(np.float32) * np.float32(2.0 ** -layer["in_dec"])
+    x = dequantize_s8_f32(q, layer)
     c = x.shape[-1]
     beta = np.asarray(layer["beta"], np.float32)
     gamma = np.asarray(layer["gamma"], np.float32).reshape(c, c)
@@ -52,6 +52,10 @@ def gdn_s8_to_f32(q: np.ndarray, layer: dict) -> np.ndarray:
             acc = acc + gamma[i, j] * squares[j]
         out[..., i] = x[..., i] / np.sqrt(acc)
     return out
+
+
+def dequantize_s8_f32(q: np.ndarray, layer: dict) -> np.ndarray:
+    return q.astype(np.float32) * np.float32(2.0 ** -layer["in_dec"])
 
 
 def prelu_f32(x: np.ndarray, layer: dict) -> np.ndarray:
@@ -81,7 +85,7 @@ def crop(x: np.ndarray, layer: dict) -> np.ndarray:
     return x[:, layer["top"]:layer["top"] + h, layer["left"]:layer["left"] + w, :]
 
 
-OPS = {"conv2d": conv2d_s8, "maxpool": maxpool_s8, "gdn": gdn_s8_to_f32, "prelu": prelu_f32, "energy_norm": energy_norm_f32,
+OPS = {"conv2d": conv2d_s8, "maxpool": maxpool_s8, "gdn": gdn_s8_to_f32, "dequantize": dequantize_s8_f32, "prelu": prelu_f32, "energy_norm": energy_norm_f32,
        "quantize": quantize_f32, "crop": crop}
 
 
@@ -101,10 +105,12 @@ def check_graph_format(graph: dict, whose: str = "the bundle") -> None:
 
 
 def run_graph(graph: dict, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """images: (N, H, W, C) uint8. Returns (symbols (N, H, W, C) uint8, payloads (N, code_bytes) uint8)."""
+    """images: (N, H, W, C) uint8. Returns (symbols (N, H, W, C) as the packer takes them, payloads (N, code_bytes) uint8).
+    The device takes pixel >> 1 as int8, or with `raw_pixels` the uint8 pixels themselves."""
     if tuple(images.shape[1:]) != tuple(graph["input"]["shape"]):
         raise ValueError(f"images are {images.shape[1:]}, the graph takes {graph['input']['shape']}")
     check_graph_format(graph)
     *body, pack = graph["layers"]
-    symbols = run_layers(body, (images >> 1).astype(np.int8))
-    return symbols, pack_symbols(symbols, pack["bits"])
+    pixels = images if graph["input"].get("raw_pixels") else (images >> 1).astype(np.int8)
+    symbols = run_layers(body, pixels)
+    return symbols.astype(np.uint8), pack_symbols(symbols, pack["bits"])

@@ -7,7 +7,8 @@ from codec_train.crop import centre_crop, crop_box, reflect_restore
 from codec_train.inspect import inspect_codec
 from codec_train.layers import SoftQuantizer
 from codec_train.losses import attributions, usage_divergence, xai_asymmetry
-from codec_train.train import TrainConfig, build_models, codec_loss
+from codec_train.semantic_train import codec_loss
+from codec_train.train import TrainConfig, build_models
 from semhil.errors import SemhilError
 
 

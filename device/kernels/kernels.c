@@ -221,6 +221,13 @@ void k_maxpool_s8(const k_maxpool_t *l, const int8_t *in, int8_t *out)
     }
 }
 
+void k_dequantize_s8_f32(const int8_t *in, float *out, uint32_t n, int in_dec)
+{
+    const float scale = ldexpf(1.0f, -in_dec);
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = (float)in[i] * scale;
+}
+
 void k_gdn_s8_f32(const int8_t *in, float *out, uint32_t pixels, uint32_t channels, int in_dec,
                   const float *beta, const float *gamma)
 {

@@ -50,6 +50,9 @@ void k_maxpool_s8(const k_maxpool_t *layer, const int8_t *in, int8_t *out);
 void k_gdn_s8_f32(const int8_t *in, float *out, uint32_t pixels, uint32_t channels, int in_dec,
                   const float *beta, const float *gamma);
 
+/* x = q * 2^-in_dec, exact in float32. */
+void k_dequantize_s8_f32(const int8_t *in, float *out, uint32_t n, int in_dec);
+
 /* In place: x > 0 ? x : alpha_c * x. */
 void k_prelu_f32(float *x, uint32_t pixels, uint32_t channels, const float *alpha);
 

@@ -49,7 +49,8 @@ def device_table(result: dict, board) -> Table:
     table.add_row("stack peak", _of(dev["stack_peak_bytes"], board.stack_bytes))
     table.add_row("activation arena (lower bound)", f"{_kb(dev['arena_bytes'])} ({_kb(dev['activation_lower_bound_bytes'])})")
     table.add_row("device latency, median (p95)", f"{lat['median']:,.0f} ({lat['p95']:,.0f}) {lat['unit']}")
-    table.add_row(f"{lat['unit']} per MAC", f"{lat['median'] / dev['macs']:.2f} ({dev['macs']:,} MACs)")
+    if dev["macs"]:
+        table.add_row(f"{lat['unit']} per MAC", f"{lat['median'] / dev['macs']:.2f} ({dev['macs']:,} MACs)")
     table.add_row("wire time per image", f"{result['wire_ms_per_image']:.1f} ms at {board.uart_baud} baud")
     trip = result["round_trip_ms"]
     table.add_row("end to end per image, median (p95)", f"{trip['median']:.1f} ({trip['p95']:.1f}) ms")

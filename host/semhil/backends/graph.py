@@ -6,7 +6,7 @@ import numpy as np
 
 
 IN_PLACE_OPS = ("prelu", "energy_norm")  # float32, rewritten where they are
-FLOAT_OUTPUT_OPS = ("gdn", "prelu", "energy_norm")
+FLOAT_OUTPUT_OPS = ("gdn", "dequantize", "prelu", "energy_norm")
 
 
 def elements(shape) -> int:

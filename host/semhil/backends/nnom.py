@@ -1,6 +1,6 @@
 """C code for a device graph, nnom backend: NNoM's structured API (input_s, conv2d_s, maxpool_s,
-output_s) with the encoder's float tail, and ReLU6 where it clips, as lambda_s layers that call the
-standalone kernels. NNoM runs from a static buffer; a callback after each layer times it.
+output_s) with the encoder's float tail, if any, and ReLU6 where it clips, as lambda_s layers that call
+the standalone kernels. NNoM runs from a static buffer; a callback after each layer times it.
 
 NNoM's own ReLU6 (act_adv_relu with max 6) scales the limit by 2^(7 - dec) instead of 2^dec, so
 ReLU6 becomes a lambda layer whenever 6 is representable (dec <= 4) and plain act_relu otherwise."""
@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 
 from ..errors import SemhilError
-from .graph import elements
-from .standalone import _floats, _ints, model_header
+from .graph import IN_PLACE_OPS, elements
+from .standalone import _ints, _layer_code, model_header
 
-TAIL_OPS = ("gdn", "prelu", "energy_norm", "quantize")
-SUPPORTED_OPS = ("conv2d", "maxpool", *TAIL_OPS, "crop", "pack")
+NNOM_OPS = ("conv2d", "maxpool")
+FLOAT_TAIL_FIRST = ("gdn", "dequantize")
+SUPPORTED_OPS = (*NNOM_OPS, *FLOAT_TAIL_FIRST, *IN_PLACE_OPS, "quantize", "crop", "pack")
 
 
 def _padding_type(layer: dict) -> str:
@@ -73,16 +74,22 @@ def _maxpool(layer: dict, n: str) -> list[str]:
             f".stride_size = {{{sh}, {sw}}}, .num_dim = 2}};"]
 
 
-def _tail(layers: dict[str, dict]) -> list[str]:
-    """The lambda layer of the encoder's float tail: int8 conv output in, int8 symbols out, float32 scratch
-    as the layer's computational buffer (so NNoM's memory planner accounts for it)."""
-    gdn, prelu, norm, quant = (layers[op] for op in TAIL_OPS)
-    h, w, c = gdn["shape"]
+def _tail(tail: list[dict]) -> list[str]:
+    """The lambda layer of the float tail (GDN or a dequantization, then PReLU, energy normalisation, the
+    quantizer): int8 in, uint8 symbols out, calling the standalone kernels; a float32 scratch as the
+    layer's computational buffer (so NNoM's memory planner accounts for it)."""
+    if tail[0]["op"] not in FLOAT_TAIL_FIRST or tail[-1]["op"] != "quantize" or any(l["op"] not in IN_PLACE_OPS for l in tail[1:-1]):
+        raise SemhilError(f"the nnom backend runs a float tail of {' or '.join(FLOAT_TAIL_FIRST)}, then {', '.join(IN_PLACE_OPS)}, "
+                          f"then quantize; this graph has {', '.join(l['op'] for l in tail)}")
+    data, calls = [], []
+    for i, layer in enumerate(tail):
+        src = "layer->in->tensor->p_data" if i == 0 else "x"
+        dst = "layer->out->tensor->p_data" if layer["op"] == "quantize" else "x"
+        layer_data, call = _layer_code(layer, f"tail{i}", src, dst, "NULL")
+        data += layer_data
+        calls.append(f"    {call}")
     return [
-        f"static const float tail_beta[] = {{{_floats(gdn['beta'])}}};",
-        f"static const float tail_gamma[] = {{{_floats(gdn['gamma'])}}};",
-        f"static const float tail_alpha[] = {{{_floats(prelu['alpha'])}}};",
-        f"static const float tail_centres[] = {{{_floats(quant['centres'])}}};",
+        *data,
         "static nnom_status_t tail_build(nnom_layer_t *layer)",
         "{",
         "    default_build(layer);",
@@ -90,19 +97,16 @@ def _tail(layers: dict[str, dict]) -> list[str]:
         "    if (layer->comp == NULL)",
         "        return NN_NO_MEMORY;",
         "    layer->comp->type = NNOM_TENSOR_BUF_TEMP;",
-        f"    layer->comp->size = {4 * h * w * c};",
+        f"    layer->comp->size = {4 * elements(tail[0]['shape'])};",
         "    return NN_SUCCESS;",
         "}",
         "static nnom_status_t tail_run(nnom_layer_t *layer)",
         "{",
         "    float *x = (float *)layer->comp->mem->blk;",
-        f"    k_gdn_s8_f32((const int8_t *)layer->in->tensor->p_data, x, {h * w}, {c}, {gdn['in_dec']}, tail_beta, tail_gamma);",
-        f"    k_prelu_f32(x, {h * w}, {c}, tail_alpha);",
-        f"    k_energy_norm_f32(x, {h * w * c}, {_floats([norm['eps']])});",
-        f"    k_quantize_f32(x, (uint8_t *)layer->out->tensor->p_data, {h * w * c}, tail_centres, {len(quant['centres'])});",
+        *calls,
         "    return NN_SUCCESS;",
         "}",
-        f'static const nnom_lambda_config_t tail_config = {{.super = {{.name = "{gdn["name"]}"}}, .run_func_name = tail_run, '
+        f'static const nnom_lambda_config_t tail_config = {{.super = {{.name = "{tail[0]["name"]}"}}, .run_func_name = tail_run, '
         ".build_func_name = tail_build};",
     ]
 
@@ -123,19 +127,21 @@ SIZING_ARENA_BYTES = 1 << 20  # NNoM's static buffer while build.py measures wha
 
 def generate(graph: dict, bundle_hash: str, arena_bytes: int = SIZING_ARENA_BYTES) -> dict[str, str]:
     """model.h and model.c of the nnom backend; arena_bytes sizes NNoM's static buffer."""
+    if graph["input"].get("raw_pixels"):
+        raise SemhilError("this device half sends the raw pixels: it has no layer for NNoM to run; use the standalone backend")
     *body, pack = graph["layers"]
     crop = body.pop() if body[-1]["op"] == "crop" else None
-    tail = {layer["op"]: layer for layer in body[-len(TAIL_OPS):]}
-    if list(tail) != list(TAIL_OPS):
-        raise SemhilError(f"the nnom backend expects the graph to end in {', '.join(TAIL_OPS)}[, crop], pack")
+    n_nnom = next((i for i, layer in enumerate(body) if layer["op"] not in NNOM_OPS), len(body))
+    nnom_layers, tail = body[:n_nnom], body[n_nnom:]
     h, w, c = graph["input"]["shape"]
-    code_shape = graph["full_code_shape"]
+    code_shape = crop["in_shape"] if crop else graph["code_shape"]
+    out_dec = 0 if tail else nnom_layers[-1].get("out_dec", nnom_layers[-1].get("dec"))
     data = [*_tensor("input", "input_data", [h, w, c], [graph["input"]["dec"]]),
             'static const nnom_io_config_t input_config = {.super = {.name = "input"}, .tensor = (nnom_tensor_t *)&input};',
-            *_tensor("output", "symbols", code_shape, [0]),
+            *_tensor("output", "symbols", code_shape, [out_dec]),
             'static const nnom_io_config_t output_config = {.super = {.name = "output"}, .tensor = (nnom_tensor_t *)&output};']
     create, names = ["    ADD(input_s(&input_config));"], ["input"]
-    for i, layer in enumerate(body[:-len(TAIL_OPS)], start=1):
+    for i, layer in enumerate(nnom_layers, start=1):
         if layer["op"] == "conv2d":
             layer_data, layer_create, layer_names = _conv(layer, f"l{i}")
         elif layer["op"] == "maxpool":
@@ -145,24 +151,27 @@ def generate(graph: dict, bundle_hash: str, arena_bytes: int = SIZING_ARENA_BYTE
         data += layer_data
         create += layer_create
         names += layer_names
-    data += _tail(tail)
-    create += ["    ADD(lambda_s(&tail_config));", "    ADD(output_s(&output_config));"]
-    names += [tail["gdn"]["name"], "output", "packer"]  # the tail's time goes to its first layer
+    if tail:
+        data += _tail(tail)
+        create.append("    ADD(lambda_s(&tail_config));")
+        names.append(tail[0]["name"])  # the tail's time goes to its first layer
+    create.append("    ADD(output_s(&output_config));")
+    names += ["output", "packer"]
     n_symbols = elements(code_shape)
     if crop:
         (_, cw, cc), (oh, ow, _) = crop["in_shape"], crop["out_shape"]
-        send = [f"    k_crop_u8(symbols, {cw}, {cc}, {crop['top']}, {crop['left']}, {oh}, {ow}, cropped);",
+        send = [f"    k_crop_u8((const uint8_t *)symbols, {cw}, {cc}, {crop['top']}, {crop['left']}, {oh}, {ow}, cropped);",
                 f"    k_pack_bits(cropped, {pack['n_symbols']}, {pack['bits']}, code);"]
         data.append(f"static uint8_t cropped[{pack['n_symbols']}];")
     else:
-        send = [f"    k_pack_bits(symbols, {pack['n_symbols']}, {pack['bits']}, code);"]
+        send = [f"    k_pack_bits((const uint8_t *)symbols, {pack['n_symbols']}, {pack['bits']}, code);"]
     source = "\n".join([
         f"/* Generated by semhil from bundle {bundle_hash} for NNoM; do not edit. */",
         '#include "model.h"', '#include "nnom.h"', '#include "layers/nnom_lambda.h"', '#include "kernels.h"',
         '#include "th_port.h"', "",
         "nnom_layer_t *lambda_s(const nnom_lambda_config_t *config); /* in nnom_lambda.c, declared in no NNoM header */", "",
         f"static int8_t input_data[{h * w * c}];",
-        f"static uint8_t symbols[{n_symbols}];",
+        f"static {'uint8_t' if tail else 'int8_t'} symbols[{n_symbols}];",
         "static uint8_t nnom_arena[MODEL_ARENA_BYTES] __attribute__((aligned(8)));", "",
         RELU6_RUN, "", *data, "",
         f"const char *const device_half_layer_names[MODEL_LAYERS] = {{{', '.join(chr(34) + n + chr(34) for n in names)}}};",

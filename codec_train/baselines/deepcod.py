@@ -1,0 +1,122 @@
+"""DeepCOD (Yao et al., SenSys 2020), on the task stem's feature: a one-layer conv encoder kept
+near-orthogonal by a regulariser, soft-to-hard quantization to learned centres, and a decoder with a
+self-attention block (at half the feature's size, where it is 16 times cheaper), trained by distillation from the original feature and the task CNN's logits.
+
+Assumptions where the paper's setting differs from ours: the encoder is a k4 s4 conv to half the
+stem's channels with 3-bit symbols (the budget of SemanticNN without crop), and training sees a clean
+channel, as DeepCOD was designed for: it knows nothing of bit errors, and its decoder is not told the BER.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import to_float
+from ..distributed import shard
+from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
+from ..layers import SoftQuantizer
+from ..losses import distillation
+from ..models import Codec, CodecShape
+from ..phases import freeze_int8_stem, run_phase
+from ..qformat import FakeQuant, fix_conv_format, int8_conv_params
+from ..semantic_train import codec_shape
+
+ORTHOGONAL_WEIGHT = 0.1
+FEATURE_WEIGHT = 10.0  # distillation from the original feature (MSE), as SemanticNN's anchor
+
+
+class SelfAttention(nn.Module):
+    """Non-local attention over positions (SAGAN): x + gamma * V softmax(Q^T K); gamma starts at 0."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        inner = max(channels // 8, 1)
+        self.query, self.key = nn.Conv2d(channels, inner, 1), nn.Conv2d(channels, inner, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        q, k, v = self.query(x).flatten(2), self.key(x).flatten(2), self.value(x).flatten(2)
+        attention = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (n, hw, hw)
+        return x + self.gamma * (v @ attention.transpose(1, 2)).view(n, c, h, w)
+
+
+class DeepCOD(Codec):
+    def __init__(self, shape: CodecShape):
+        super().__init__()
+        self.shape = shape
+        c, code, width = shape.feature_channels, shape.code_channels, shape.decoder_channels
+        self.input_quant, self.conv_quant = FakeQuant(), FakeQuant()
+        self.conv = nn.Conv2d(c, code, 4, stride=4)
+        self.quantizer = SoftQuantizer(shape.bits)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(code, width, 2, stride=2), nn.PReLU(width, init=0.25), SelfAttention(width),
+            nn.ConvTranspose2d(width, width, 2, stride=2), nn.PReLU(width, init=0.25),
+            nn.Conv2d(width, c, 3, padding=1), nn.Softplus(beta=4.0))
+
+    def analysis(self, feature: torch.Tensor) -> torch.Tensor:
+        """The encoder conv's output (NHWC), in the int8 formats once training fixed them."""
+        x = self.input_quant(feature)
+        if bool(self.conv_quant.enabled):
+            weight, bias = int8_conv_params(self.conv, int(self.input_quant.dec))
+            x = F.conv2d(x, weight, bias, self.conv.stride)
+        else:
+            x = self.conv(x)
+        return self.conv_quant(x).permute(0, 2, 3, 1)
+
+    def decode_values(self, values: torch.Tensor) -> torch.Tensor:
+        return self.decoder(values.permute(0, 3, 1, 2))
+
+    def orthogonality(self) -> torch.Tensor:
+        """||W W^T - I||^2 over the conv's rows (one per code channel)."""
+        w = self.conv.weight.flatten(1)
+        return ((w @ w.T - torch.eye(len(w), device=w.device)) ** 2).sum()
+
+    def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
+        return self.quantizer(self.analysis(task.stem(to_float(images))))[1]
+
+    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
+        return task.tail(self.decode_values(self.quantizer.centres[symbols.long()]))
+
+    def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:
+        """Stem, encoder conv, then the quantizer on the dequantized int8 conv output."""
+        layers, feature = export_stem(task, calibration_images, fixed_dec(self.input_quant))
+        conv = conv_layer_after(layers, "encoder.conv", self.conv, feature, fixed_dec(self.conv_quant))
+        return [*layers, conv, *float_tail(conv, centres=self.quantizer.centres)]
+
+
+def build(config, task, image_shape) -> DeepCOD:
+    return DeepCOD(codec_shape(config, task, image_shape))
+
+
+def loss(task, codec: DeepCOD, feature: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
+    value, _, _ = codec.quantizer(codec.analysis(feature))
+    restored = codec.decode_values(value)
+    logits = task.tail(restored)
+    return (config.beta_cls * F.cross_entropy(logits, labels) + config.kd_weight * distillation(logits, teacher)
+            + FEATURE_WEIGHT * F.mse_loss(restored, feature) + ORTHOGONAL_WEIGHT * codec.orthogonality())
+
+
+def train(task, codec: DeepCOD, x, y, config, progress, checkpoint, calibration, fresh=True) -> list[str]:
+    """One phase of stage1 + stage2 epochs (SemanticNN's budget) on a clean channel, in float; then the
+    conv output's int8 format is fixed, so the float device half sends what the board sends."""
+    stem_dec, features, teacher = freeze_int8_stem(task, x, calibration)
+    with torch.no_grad():
+        codec.input_quant.set_format(stem_dec)
+        if fresh:
+            codec.quantizer.init_from(codec.analysis(features[:512]))
+    epochs = config.stage1_epochs + config.stage2_epochs
+
+    def loss_of_batch(idx):
+        i = idx[shard(torch.arange(len(idx)))]
+        return loss(task, codec, features[i], teacher[i], y[i], config)
+
+    codec.train()
+    run_phase("codec", "DeepCOD", epochs, len(x), config, {"task": task, "codec": codec}, list(codec.parameters()),
+              loss_of_batch, np.random.default_rng(config.seed + 1), progress, checkpoint)
+    codec.eval()
+    fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
+    return ["codec"] if epochs else []
