@@ -1,6 +1,6 @@
 """Every codec a bundle can hold (TrainConfig.codec): how to build it and how to train it.
 
-build(config, task, image_shape) -> Codec (models.Codec); train(task, codec, x, y, config, progress,
+build(config, task, image_shape, n_classes) -> Codec (models.Codec); train(task, codec, x, y, config, progress,
 checkpoint, calibration, fresh) -> names of the phases trained, run after the task CNN's training.
 Baselines train one phase of stage1_epochs + stage2_epochs epochs: SemanticNN's budget."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import semantic_train
-from .baselines import adjscc, deepcod, raw
+from .baselines import adjscc, agilenn, deepcod, raw
 
 
 @dataclass(frozen=True)
@@ -24,5 +24,6 @@ CODECS = {
     "raw-image": CodecFamily(raw.build_raw_image, raw.train_nothing, "the uint8 image, uncoded"),
     "raw-feature": CodecFamily(raw.build_raw_feature, raw.train_raw_feature, "the stem's int8 feature, uncoded"),
     "deepcod": CodecFamily(deepcod.build, deepcod.train, "DeepCOD: orthogonal conv encoder, soft-to-hard quantizer, attention decoder"),
+    "agilenn": CodecFamily(agilenn.build, agilenn.train, "AgileNN: local predictor on the important channels, the rest offloaded"),
     "adjscc": CodecFamily(adjscc.build, adjscc.train, "A-ADJSCC, digital: GDN codec, uniform symbols, BER attention"),
 }

@@ -167,14 +167,15 @@ def export_device_graph(task, codec, calibration_images: np.ndarray) -> dict:
     layers = codec.device_layers(task, calibration_images)
     sent_shape, bits = list(codec.shape.sent_shape), codec.shape.bits
     n_symbols = int(np.prod(sent_shape))
-    if layers and list(output_shape(layers[-1])) != sent_shape:
-        raise SemhilError(f"the device half ends in {output_shape(layers[-1])}, the codec sends {sent_shape}")
+    body = [layer for layer in layers if layer["op"] != "local_dense"]  # a local head leaves the tensor as it is
+    if body and list(output_shape(body[-1])) != sent_shape:
+        raise SemhilError(f"the device half ends in {output_shape(body[-1])}, the codec sends {sent_shape}")
     graph_input = {"shape": list(calibration_images.shape[1:]), "dec": INPUT_DEC}
     if codec.sends_pixels:
         graph_input["raw_pixels"] = True
     pack = {"op": "pack", "name": "packer", "bits": bits, "n_symbols": n_symbols, "code_bytes": code_bytes(n_symbols, bits)}
     return {"format": GRAPH_FORMAT, "input": graph_input, "layers": [*layers, pack],
-            "code_shape": sent_shape, "bits": bits, "code_bytes": code_bytes(n_symbols, bits)}
+            "code_shape": sent_shape, "bits": bits, "code_bytes": code_bytes(n_symbols, bits), "side_bytes": codec.side_bytes}
 
 
 def output_shape(layer: dict) -> list[int]:

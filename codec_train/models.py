@@ -61,13 +61,19 @@ class Codec(nn.Module):
 
     shape: WireShape | CodecShape
     sends_pixels = False  # True: the device sends the raw uint8 pixels, with no layer before the packer
+    side_bytes = 0        # bytes the device reports besides the code, kept on the device (no radio): a local prediction
 
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
         """The symbols the float device half sends for uint8 images (N, H, W, C): (N, *sent_shape), as the packer takes them."""
         raise NotImplementedError
 
-    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
-        """The edge: received symbols (N, *sent_shape, uint8 tensor) and the BER the decoder is told -> class logits."""
+    def float_side(self, task, images: np.ndarray) -> np.ndarray:
+        """The side bytes (N, side_bytes) uint8 the float device half reports for uint8 images."""
+        return np.zeros((len(images), 0), np.uint8)
+
+    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+        """Received symbols (N, *sent_shape, uint8 tensor), the BER the decoder is told and the side
+        bytes (N, side_bytes) -> class logits."""
         raise NotImplementedError
 
     def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:
@@ -171,7 +177,7 @@ class SemanticCodec(Codec):
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
         return self.encode(task.stem(to_float(images)))[1]
 
-    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
+    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
         return task.tail(self.decode_symbols(symbols, ber))
 
     def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:

@@ -39,7 +39,7 @@ def codec_shape(config, task: SplitModel, image_shape: tuple[int, int, int]) -> 
     return shape
 
 
-def build(config, task: SplitModel, image_shape: tuple[int, int, int]) -> SemanticCodec:
+def build(config, task: SplitModel, image_shape: tuple[int, int, int], n_classes: int) -> SemanticCodec:
     return SemanticCodec(codec_shape(config, task, image_shape))
 
 

@@ -80,22 +80,42 @@ def quantize_f32(x: np.ndarray, layer: dict) -> np.ndarray:
     return distances.argmin(-1).astype(np.uint8)
 
 
+def select_channels(x: np.ndarray, layer: dict) -> np.ndarray:
+    return x[..., layer["channels"]]
+
+
+def local_dense_s8_f32(q: np.ndarray, layer: dict) -> np.ndarray:
+    """A float32 dense layer on the listed channels of an int8 tensor, summed in the C kernel's order
+    (bias, then every pixel's channels in HWC order); returns its outputs as little-endian float32 bytes."""
+    x = dequantize_s8_f32(q[..., layer["channels"]], layer).reshape(len(q), -1)
+    weight = np.asarray(layer["weight"], np.float32).reshape(layer["outputs"], -1)
+    acc = np.tile(np.asarray(layer["bias"], np.float32), (len(q), 1))
+    for t in range(x.shape[1]):
+        acc = acc + weight[:, t] * x[:, t:t + 1]
+    return acc.astype("<f4").view(np.uint8)
+
+
 def crop(x: np.ndarray, layer: dict) -> np.ndarray:
     h, w, _ = layer["out_shape"]
     return x[:, layer["top"]:layer["top"] + h, layer["left"]:layer["left"] + w, :]
 
 
 OPS = {"conv2d": conv2d_s8, "maxpool": maxpool_s8, "gdn": gdn_s8_to_f32, "dequantize": dequantize_s8_f32, "prelu": prelu_f32, "energy_norm": energy_norm_f32,
-       "quantize": quantize_f32, "crop": crop}
+       "quantize": quantize_f32, "crop": crop, "select_channels": select_channels}
+SIDE_OPS = {"local_dense": local_dense_s8_f32}  # read the tensor, leave it as it is, write side bytes
 
 
-def run_layers(layers: list[dict], x: np.ndarray) -> np.ndarray:
-    """Runs `layers` (no pack) on x in order."""
+def run_layers(layers: list[dict], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `layers` (no pack) on x in order; returns (the output, the side bytes (N, side_bytes) uint8)."""
+    side = [np.zeros((len(x), 0), np.uint8)]
     for layer in layers:
-        if layer["op"] not in OPS:
+        if layer["op"] in SIDE_OPS:
+            side.append(SIDE_OPS[layer["op"]](x, layer))
+        elif layer["op"] in OPS:
+            x = OPS[layer["op"]](x, layer)
+        else:
             raise ValueError(f"unknown op {layer['op']!r} in device graph")
-        x = OPS[layer["op"]](x, layer)
-    return x
+    return x, np.concatenate(side, axis=1)
 
 
 def check_graph_format(graph: dict, whose: str = "the bundle") -> None:
@@ -105,12 +125,13 @@ def check_graph_format(graph: dict, whose: str = "the bundle") -> None:
 
 
 def run_graph(graph: dict, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """images: (N, H, W, C) uint8. Returns (symbols (N, H, W, C) as the packer takes them, payloads (N, code_bytes) uint8).
+    """images: (N, H, W, C) uint8. Returns (symbols (N, H, W, C) as the packer takes them, payloads
+    (N, code_bytes + side_bytes) uint8: the packed code, then the side bytes).
     The device takes pixel >> 1 as int8, or with `raw_pixels` the uint8 pixels themselves."""
     if tuple(images.shape[1:]) != tuple(graph["input"]["shape"]):
         raise ValueError(f"images are {images.shape[1:]}, the graph takes {graph['input']['shape']}")
     check_graph_format(graph)
     *body, pack = graph["layers"]
     pixels = images if graph["input"].get("raw_pixels") else (images >> 1).astype(np.int8)
-    symbols = run_layers(body, pixels)
-    return symbols.astype(np.uint8), pack_symbols(symbols, pack["bits"])
+    symbols, side = run_layers(body, pixels)
+    return symbols.astype(np.uint8), np.concatenate([pack_symbols(symbols, pack["bits"]), side], axis=1)

@@ -87,7 +87,7 @@ def build_models(config: TrainConfig, image_shape: tuple[int, int, int], n_class
     task = build_task(config.base, image_shape[2], n_classes)
     if config.codec not in CODECS:
         raise SemhilError(f"unknown codec {config.codec!r}: choose one of {', '.join(CODECS)}")
-    return task, CODECS[config.codec].build(config, task, image_shape)
+    return task, CODECS[config.codec].build(config, task, image_shape, n_classes)
 
 
 def train_task(task: SplitModel, codec: Codec, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
@@ -109,6 +109,13 @@ def float_symbols(task: SplitModel, codec: Codec, images: np.ndarray) -> np.ndar
 
 
 @torch.no_grad()
+def float_payloads(task: SplitModel, codec: Codec, images: np.ndarray) -> np.ndarray:
+    """What the float device half reports per image: the packed code, then the side bytes."""
+    side = np.concatenate([codec.float_side(task, images[i:i + 256]) for i in range(0, len(images), 256)])
+    return np.concatenate([pack_symbols(float_symbols(task, codec, images), codec.shape.bits), side], axis=1)
+
+
+@torch.no_grad()
 def accuracy(task: SplitModel, images: np.ndarray, labels: np.ndarray) -> float:
     x = to_float(images)
     preds = torch.cat([task(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]).numpy()
@@ -118,7 +125,7 @@ def accuracy(task: SplitModel, images: np.ndarray, labels: np.ndarray) -> float:
 def evaluate_float(task: SplitModel, codec: Codec, images: np.ndarray, labels: np.ndarray,
                    bers=DEFAULT_BERS, seed: int = 0) -> dict[str, float]:
     """Accuracy of the float device half + channel + decoder, per i.i.d. BER."""
-    payloads = pack_symbols(float_symbols(task, codec, images), codec.shape.bits)
+    payloads = float_payloads(task, codec, images)
     return {str(ber): float((predict_through_channel(task, codec, payloads, IidChannel(ber), seed)[0] == labels).mean()) for ber in bers}
 
 

@@ -175,7 +175,7 @@ def test_rounded_stem_computes_the_int8_stem(base, image_shape):
     codec.encoder.input_quant.set_format(dec)
     with torch.no_grad():
         float_stem = codec.encoder.input_quant(task.stem(to_float(images))).permute(0, 2, 3, 1).numpy()
-    int8_stem = run_layers(layers, (images >> 1).astype(np.int8)).astype(np.float32) * 2.0 ** -dec
+    int8_stem = run_layers(layers, (images >> 1).astype(np.int8))[0].astype(np.float32) * 2.0 ** -dec
     assert np.mean(float_stem == int8_stem) >= (1.0 if base == "small" else 0.999)
 
 

@@ -31,7 +31,7 @@ class ADJSCC(SemanticCodec):
         self.encoder.quantizer.centres.requires_grad_(False)
 
 
-def build(config, task, image_shape) -> ADJSCC:
+def build(config, task, image_shape, n_classes: int) -> ADJSCC:
     return ADJSCC(codec_shape(config, task, image_shape))
 
 

@@ -78,7 +78,7 @@ class DeepCOD(Codec):
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
         return self.quantizer(self.analysis(task.stem(to_float(images))))[1]
 
-    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
+    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
         return task.tail(self.decode_values(self.quantizer.centres[symbols.long()]))
 
     def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:
@@ -88,7 +88,7 @@ class DeepCOD(Codec):
         return [*layers, conv, *float_tail(conv, centres=self.quantizer.centres)]
 
 
-def build(config, task, image_shape) -> DeepCOD:
+def build(config, task, image_shape, n_classes: int) -> DeepCOD:
     return DeepCOD(codec_shape(config, task, image_shape))
 
 

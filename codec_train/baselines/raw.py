@@ -25,7 +25,7 @@ class RawImage(Codec):
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(images)
 
-    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
+    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
         return task(to_float(symbols.numpy()))
 
     def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:
@@ -47,7 +47,7 @@ class RawFeature(Codec):
         q = torch.round(feature * torch.exp2(self.feature_quant.dec.float())).to(torch.int8)
         return q.permute(0, 2, 3, 1).view(torch.uint8)
 
-    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor) -> torch.Tensor:
+    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
         q = symbols.to(torch.uint8).view(torch.int8).float()
         return task.tail((q * torch.exp2(-self.feature_quant.dec.float())).permute(0, 3, 1, 2))
 
@@ -55,11 +55,11 @@ class RawFeature(Codec):
         return export_stem(task, calibration_images, fixed_dec(self.feature_quant))[0]
 
 
-def build_raw_image(config, task, image_shape) -> RawImage:
+def build_raw_image(config, task, image_shape, n_classes: int) -> RawImage:
     return RawImage(image_shape)
 
 
-def build_raw_feature(config, task, image_shape) -> RawFeature:
+def build_raw_feature(config, task, image_shape, n_classes: int) -> RawFeature:
     return RawFeature(stem_shape(task, image_shape))
 
 

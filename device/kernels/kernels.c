@@ -221,6 +221,27 @@ void k_maxpool_s8(const k_maxpool_t *l, const int8_t *in, int8_t *out)
     }
 }
 
+void k_select_channels_s8(const int8_t *in, uint32_t pixels, uint32_t channels, const uint16_t *which, uint32_t count,
+                          int8_t *out)
+{
+    for (uint32_t p = 0; p < pixels; p++, in += channels)
+        for (uint32_t c = 0; c < count; c++)
+            *out++ = in[which[c]];
+}
+
+void k_local_dense_s8_f32(const int8_t *in, uint32_t pixels, uint32_t channels, const uint16_t *which, uint32_t count,
+                          int in_dec, const float *weight, const float *bias, uint32_t outputs, uint8_t *out)
+{
+    const float scale = ldexpf(1.0f, -in_dec);
+    for (uint32_t j = 0; j < outputs; j++) {
+        float acc = bias[j];
+        for (uint32_t p = 0; p < pixels; p++)
+            for (uint32_t c = 0; c < count; c++)
+                acc = acc + *weight++ * ((float)in[p * channels + which[c]] * scale);
+        memcpy(out + 4 * j, &acc, 4); /* out need not be aligned */
+    }
+}
+
 void k_dequantize_s8_f32(const int8_t *in, float *out, uint32_t n, int in_dec)
 {
     const float scale = ldexpf(1.0f, -in_dec);

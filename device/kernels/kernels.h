@@ -50,6 +50,16 @@ void k_maxpool_s8(const k_maxpool_t *layer, const int8_t *in, int8_t *out);
 void k_gdn_s8_f32(const int8_t *in, float *out, uint32_t pixels, uint32_t channels, int in_dec,
                   const float *beta, const float *gamma);
 
+/* The listed channels of an HWC int8 tensor, in the listed order. */
+void k_select_channels_s8(const int8_t *in, uint32_t pixels, uint32_t channels, const uint16_t *which, uint32_t count,
+                          int8_t *out);
+
+/* A float32 dense layer on the listed channels (x = q * 2^-in_dec): out_j = bias_j + sum of
+ * weight[j][pixel][c] * x, in pixel-then-channel order; out gets `outputs` float32, little-endian,
+ * at any alignment. */
+void k_local_dense_s8_f32(const int8_t *in, uint32_t pixels, uint32_t channels, const uint16_t *which, uint32_t count,
+                          int in_dec, const float *weight, const float *bias, uint32_t outputs, uint8_t *out);
+
 /* x = q * 2^-in_dec, exact in float32. */
 void k_dequantize_s8_f32(const int8_t *in, float *out, uint32_t n, int in_dec);
 

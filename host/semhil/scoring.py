@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from codec_train.codes import pack_symbols
 from codec_train.data import load_dataset
 from codec_train.edge import predict_through_channel
 from codec_train.simulate import run_graph
-from codec_train.train import accuracy, float_symbols
+from codec_train.train import accuracy, float_payloads
 
 from .errors import SemhilError
 
@@ -34,7 +33,7 @@ def score(bundle, images: np.ndarray, labels: np.ndarray, payloads: np.ndarray, 
     seed + its index, the same flips for both); and the uncompressed task CNN's on the same images.
     With pilots (semhil.pilots.Pilots), the decoder is told the BER estimated from pilot bits."""
     task, codec = bundle.load_models()
-    reference = pack_symbols(float_symbols(task, codec, images), codec.shape.bits)
+    reference = float_payloads(task, codec, images)
     rows = []
     for k, channel in enumerate(channels):
         preds, told_ber = predict_through_channel(task, codec, payloads, channel, seed + k, pilots)
@@ -56,7 +55,7 @@ def evaluate_bundle(bundle, dataset: str | None, channels, use_float: bool, seed
                           f"{tuple(bundle.config['data']['image_shape'])}")
     task, codec = bundle.load_models()
     if use_float:
-        payloads = pack_symbols(float_symbols(task, codec, data.x_test), codec.shape.bits)
+        payloads = float_payloads(task, codec, data.x_test)
     elif "unsupported" in bundle.graph:
         raise SemhilError(f"bundle {bundle.path} has no int8 device graph ({bundle.graph['unsupported']}): use --float")
     else:

@@ -6,6 +6,7 @@ import numpy as np
 
 
 IN_PLACE_OPS = ("prelu", "energy_norm")  # float32, rewritten where they are
+SIDE_OPS = ("local_dense",)  # read the tensor, write the side bytes after the code, leave the arena as it is
 FLOAT_OUTPUT_OPS = ("gdn", "dequantize", "prelu", "energy_norm")
 
 
@@ -23,7 +24,7 @@ def output_shape(layer: dict) -> list[int]:
 
 def output_bytes(layer: dict) -> int:
     """Bytes a layer writes into the activation memory (the packer writes the caller's code buffer)."""
-    if layer["op"] == "pack":
+    if layer["op"] in ("pack", *SIDE_OPS):
         return 0
     return elements(output_shape(layer)) * (4 if layer["op"] in FLOAT_OUTPUT_OPS else 1)
 
@@ -40,13 +41,15 @@ def macs(layer: dict) -> int:
         return layer["kernel"][0] * layer["kernel"][1] * layer["in_shape"][2] * elements(layer["out_shape"])
     if layer["op"] == "gdn":
         return elements(layer["shape"]) * layer["shape"][2]
+    if layer["op"] == "local_dense":
+        return len(layer["weight"])
     return 0
 
 
 def weight_bytes(layer: dict) -> int:
     if layer["op"] == "conv2d":
         return len(layer["weight"]) + len(layer["bias"]) + 2 * len(layer["out_shift"])  # as in the graph (NNoM's layout)
-    return 4 * sum(len(layer.get(key, [])) for key in ("beta", "gamma", "alpha", "centres"))
+    return 4 * sum(len(layer.get(key, [])) for key in ("beta", "gamma", "alpha", "centres", "weight", "bias"))  # float32
 
 
 def steps(graph: dict) -> list[tuple[dict, int, int, int]]:
@@ -54,9 +57,10 @@ def steps(graph: dict) -> list[tuple[dict, int, int, int]]:
     read = elements(graph["input"]["shape"])
     out = []
     for layer in graph["layers"]:
-        written = 0 if layer["op"] in IN_PLACE_OPS else output_bytes(layer)
+        stays = layer["op"] in (*IN_PLACE_OPS, *SIDE_OPS)
+        written = 0 if stays else output_bytes(layer)
         out.append((layer, read, written, scratch_bytes(layer)))
-        read = read if layer["op"] in IN_PLACE_OPS else written
+        read = read if stays else written
     return out
 
 

@@ -13,8 +13,9 @@ from .graph import IN_PLACE_OPS, elements
 from .standalone import _ints, _layer_code, model_header
 
 NNOM_OPS = ("conv2d", "maxpool")
+INT8_TAIL_OPS = ("local_dense", "select_channels")
 FLOAT_TAIL_FIRST = ("gdn", "dequantize")
-SUPPORTED_OPS = (*NNOM_OPS, *FLOAT_TAIL_FIRST, *IN_PLACE_OPS, "quantize", "crop", "pack")
+SUPPORTED_OPS = (*NNOM_OPS, *INT8_TAIL_OPS, *FLOAT_TAIL_FIRST, *IN_PLACE_OPS, "quantize", "crop", "pack")
 
 
 def _padding_type(layer: dict) -> str:
@@ -75,35 +76,44 @@ def _maxpool(layer: dict, n: str) -> list[str]:
 
 
 def _tail(tail: list[dict]) -> list[str]:
-    """The lambda layer of the float tail (GDN or a dequantization, then PReLU, energy normalisation, the
-    quantizer): int8 in, uint8 symbols out, calling the standalone kernels; a float32 scratch as the
-    layer's computational buffer (so NNoM's memory planner accounts for it)."""
-    if tail[0]["op"] not in FLOAT_TAIL_FIRST or tail[-1]["op"] != "quantize" or any(l["op"] not in IN_PLACE_OPS for l in tail[1:-1]):
-        raise SemhilError(f"the nnom backend runs a float tail of {' or '.join(FLOAT_TAIL_FIRST)}, then {', '.join(IN_PLACE_OPS)}, "
-                          f"then quantize; this graph has {', '.join(l['op'] for l in tail)}")
-    data, calls = [], []
+    """The lambda layer of what follows NNoM's layers: int8 ops first (a local predictor writing side
+    bytes, a channel selection), then the float tail (GDN or a dequantization, PReLU, energy
+    normalisation, the quantizer), calling the standalone kernels; uint8 symbols out, a float32 scratch
+    as the layer's computational buffer (so NNoM's memory planner accounts for it)."""
+    n_int8 = next(i for i, layer in enumerate(tail) if layer["op"] not in INT8_TAIL_OPS)
+    float_ops = [layer["op"] for layer in tail[n_int8:]]
+    if float_ops[0] not in FLOAT_TAIL_FIRST or float_ops[-1] != "quantize" or any(op not in IN_PLACE_OPS for op in float_ops[1:-1]):
+        raise SemhilError(f"the nnom backend runs {' and '.join(INT8_TAIL_OPS)}, then {' or '.join(FLOAT_TAIL_FIRST)}, then "
+                          f"{', '.join(IN_PLACE_OPS)}, then quantize; this graph has {', '.join(l['op'] for l in tail)}")
+    data, calls, out_channels = [], [], []
     for i, layer in enumerate(tail):
-        src = "layer->in->tensor->p_data" if i == 0 else "x"
-        dst = "layer->out->tensor->p_data" if layer["op"] == "quantize" else "x"
+        if layer["op"] == "select_channels":
+            data.append(f"static int8_t selected[{elements(layer['out_shape'])}];")
+            out_channels = [f"    layer->out->tensor->dim[2] = {layer['out_shape'][2]};"]
+        src = "q" if i <= n_int8 else "x"
+        dst = {"local_dense": "side_code", "select_channels": "selected", "quantize": "layer->out->tensor->p_data"}.get(layer["op"], "x")
         layer_data, call = _layer_code(layer, f"tail{i}", src, dst, "NULL")
         data += layer_data
-        calls.append(f"    {call}")
+        calls += [f"    {call}", *(["    q = selected;"] if layer["op"] == "select_channels" else [])]
     return [
         *data,
         "static nnom_status_t tail_build(nnom_layer_t *layer)",
         "{",
         "    default_build(layer);",
+        *out_channels,
         "    layer->comp = nnom_mem(sizeof(nnom_buf_t));",
         "    if (layer->comp == NULL)",
         "        return NN_NO_MEMORY;",
         "    layer->comp->type = NNOM_TENSOR_BUF_TEMP;",
-        f"    layer->comp->size = {4 * elements(tail[0]['shape'])};",
+        f"    layer->comp->size = {4 * elements(tail[n_int8]['shape'])};",
         "    return NN_SUCCESS;",
         "}",
         "static nnom_status_t tail_run(nnom_layer_t *layer)",
         "{",
+        "    const int8_t *q = layer->in->tensor->p_data;",
         "    float *x = (float *)layer->comp->mem->blk;",
         *calls,
+        "    (void)q;",
         "    return NN_SUCCESS;",
         "}",
         f'static const nnom_lambda_config_t tail_config = {{.super = {{.name = "{tail[0]["name"]}"}}, .run_func_name = tail_run, '
@@ -172,7 +182,8 @@ def generate(graph: dict, bundle_hash: str, arena_bytes: int = SIZING_ARENA_BYTE
         "nnom_layer_t *lambda_s(const nnom_lambda_config_t *config); /* in nnom_lambda.c, declared in no NNoM header */", "",
         f"static int8_t input_data[{h * w * c}];",
         f"static {'uint8_t' if tail else 'int8_t'} symbols[{n_symbols}];",
-        "static uint8_t nnom_arena[MODEL_ARENA_BYTES] __attribute__((aligned(8)));", "",
+        "static uint8_t nnom_arena[MODEL_ARENA_BYTES] __attribute__((aligned(8)));",
+        "static uint8_t *side_code; /* where a local predictor writes its side bytes: the caller's code buffer */", "",
         RELU6_RUN, "", *data, "",
         f"const char *const device_half_layer_names[MODEL_LAYERS] = {{{', '.join(chr(34) + n + chr(34) for n in names)}}};",
         "uint32_t device_half_layer_ticks[MODEL_LAYERS];",
@@ -201,7 +212,7 @@ def generate(graph: dict, bundle_hash: str, arena_bytes: int = SIZING_ARENA_BYTE
         "    model_set_callback(&model, layer_done);", "    return 0;", "}", "",
         "uint32_t device_half_arena_bytes(void)", "{", "    return (uint32_t)nnom_mem_stat();", "}", "",
         "void device_half_run(const uint8_t *image, uint8_t *code)", "{",
-        "    layer_index = 0;", "    layer_start = th_timer_ticks();",
+        "    layer_index = 0;", "    side_code = code;", "    layer_start = th_timer_ticks();",
         f"    k_pixels_to_s8(image, input_data, {h * w * c});",
         "    model_run(&model);",
         *send,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SemhilError
-from .graph import IN_PLACE_OPS, align4, elements, steps
+from .graph import IN_PLACE_OPS, SIDE_OPS, align4, elements, steps
 
 GDN_MAX_CHANNELS = 64  # K_GDN_MAX_CHANNELS in device/kernels/kernels.h
-SUPPORTED_OPS = ("conv2d", "maxpool", "gdn", "dequantize", "prelu", "energy_norm", "quantize", "crop", "pack")
+SUPPORTED_OPS = ("conv2d", "maxpool", "select_channels", "local_dense", "gdn", "dequantize", "prelu", "energy_norm", "quantize", "crop", "pack")
 
 
 def _ints(values) -> str:
@@ -34,7 +34,7 @@ def arena_plan(graph: dict) -> tuple[int, list[tuple[dict, int, int, int]]]:
         if layer["op"] in IN_PLACE_OPS:
             plan.append((layer, src, src, -1))
             continue
-        if layer["op"] == "pack":
+        if layer["op"] in ("pack", *SIDE_OPS):
             plan.append((layer, src, -1, -1))
             continue
         dst = offset[1 - side](written)
@@ -78,6 +78,17 @@ def _layer_code(layer: dict, name: str, src: str, dst: str, scratch: str) -> tup
         data = [f"static const float {name}_beta[] = {{{_floats(layer['beta'])}}};",
                 f"static const float {name}_gamma[] = {{{_floats(layer['gamma'])}}};"]
         return data, f"k_gdn_s8_f32((const int8_t *){src}, (float *){dst}, {h * w}, {c}, {layer['in_dec']}, {name}_beta, {name}_gamma);"
+    if op == "select_channels":
+        h, w, c = layer["in_shape"]
+        return [f"static const uint16_t {name}_channels[] = {{{_ints(layer['channels'])}}};"], \
+            f"k_select_channels_s8((const int8_t *){src}, {h * w}, {c}, {name}_channels, {len(layer['channels'])}, (int8_t *){dst});"
+    if op == "local_dense":
+        h, w, c = layer["in_shape"]
+        data = [f"static const uint16_t {name}_channels[] = {{{_ints(layer['channels'])}}};",
+                f"static const float {name}_w[] = {{{_floats(layer['weight'])}}};",
+                f"static const float {name}_b[] = {{{_floats(layer['bias'])}}};"]
+        return data, (f"k_local_dense_s8_f32((const int8_t *){src}, {h * w}, {c}, {name}_channels, {len(layer['channels'])}, "
+                      f"{layer['in_dec']}, {name}_w, {name}_b, {layer['outputs']}, {dst} + {layer['side_offset']});")
     if op == "dequantize":
         return [], f"k_dequantize_s8_f32((const int8_t *){src}, (float *){dst}, {elements(layer['shape'])}, {layer['in_dec']});"
     if op == "prelu":
@@ -133,7 +144,7 @@ def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, 
 #define SEMHIL_MODEL_H
 #include <stdint.h>
 #define MODEL_INPUT_BYTES {h * w * c}
-#define MODEL_CODE_BYTES {graph['code_bytes']}
+#define MODEL_CODE_BYTES {graph['code_bytes'] + graph.get('side_bytes', 0)} /* the code, then the side bytes */
 #define MODEL_ARENA_BYTES {arena_bytes}
 #define MODEL_BUNDLE_HASH "{bundle_hash}"
 #define MODEL_BACKEND "{backend}"
