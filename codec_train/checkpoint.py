@@ -14,7 +14,7 @@ from semhil.errors import SemhilError
 
 from .distributed import is_main
 
-PHASES = ("task", "stage1", "stage2", "codec")  # SemanticNN trains stage 1 and 2, the baselines one "codec" phase
+PHASES = ("task", "stage1", "stage2", "codec", "codec_fine")  # SemanticNN trains stage 1 and 2, the baselines "codec" phases
 
 
 class Checkpoint:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import semantic_train
-from .baselines import adjscc, agilenn, deepcod, raw
+from .baselines import adjscc, aecnn, agilenn, deepcod, raw
 
 
 @dataclass(frozen=True)
@@ -25,5 +25,6 @@ CODECS = {
     "raw-feature": CodecFamily(raw.build_raw_feature, raw.train_raw_feature, "the stem's int8 feature, uncoded"),
     "deepcod": CodecFamily(deepcod.build, deepcod.train, "DeepCOD: orthogonal conv encoder, soft-to-hard quantizer, attention decoder"),
     "agilenn": CodecFamily(agilenn.build, agilenn.train, "AgileNN: local predictor on the important channels, the rest offloaded"),
+    "aecnn": CodecFamily(aecnn.build, aecnn.train, "AECNN: channel attention keeps the important channels, uniform quantization"),
     "adjscc": CodecFamily(adjscc.build, adjscc.train, "A-ADJSCC, digital: GDN codec, uniform symbols, BER attention"),
 }

@@ -3,9 +3,11 @@
 Bit order: symbols are taken in the code tensor's HWC order (channel fastest); each symbol is
 `bits` bits, most significant first, written one after another into a bit stream; bytes are
 filled most significant bit first and the last byte is padded with zeros. The firmware's packer
-(device/kernels) writes the same stream.
+(device/kernels) writes the same stream. Also: the size the codes would have in a Huffman code.
 """
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
@@ -30,3 +32,24 @@ def unpack_symbols(payload: np.ndarray, bits: int, shape: tuple[int, ...]) -> np
     stream = np.unpackbits(payload, axis=-1)[:, :n_symbols * bits].reshape(len(payload), n_symbols, bits)
     weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.uint8)
     return (stream * weights).sum(-1).astype(np.uint8).reshape(len(payload), *shape)
+
+
+def huffman_lengths(counts: np.ndarray) -> np.ndarray:
+    """Code length of each symbol in a Huffman code for these counts (symbols never seen get the longest)."""
+    counts = np.maximum(counts, 1)
+    heap = [(int(c), i, [i]) for i, c in enumerate(counts)]
+    heapq.heapify(heap)
+    lengths = np.zeros(len(counts), int)
+    while len(heap) > 1:
+        c1, i1, s1 = heapq.heappop(heap)
+        c2, _, s2 = heapq.heappop(heap)
+        lengths[s1 + s2] += 1
+        heapq.heappush(heap, (c1 + c2, i1, s1 + s2))
+    return np.maximum(lengths, 1)
+
+
+def entropy_coded_bytes(train_symbols: np.ndarray, test_symbols: np.ndarray, levels: int) -> float:
+    """Mean bytes per image of the test codes in a Huffman code built on the training codes."""
+    lengths = huffman_lengths(np.bincount(train_symbols.ravel(), minlength=levels))
+    bits = lengths[test_symbols.reshape(len(test_symbols), -1)].sum(1)
+    return float(np.mean(np.ceil(bits / 8)))

@@ -11,7 +11,7 @@ from torch import nn
 from .crop import centre_crop, reflect_restore
 from .data import to_float
 from .layers import GDN, BerAttention, SoftQuantizer
-from .qformat import FakeQuant, int8_conv_params
+from .qformat import FakeQuant, int8_conv
 
 ENERGY_EPS = 1e-6
 
@@ -99,13 +99,7 @@ class SemanticEncoder(nn.Module):
 
     def analysis(self, feature: torch.Tensor) -> torch.Tensor:
         """Everything before the quantizer, in NHWC order so the last axis meets the centres."""
-        x = self.input_quant(feature)
-        if bool(self.conv_quant.enabled):
-            weight, bias = int8_conv_params(self.conv, int(self.input_quant.dec))
-            x = nn.functional.conv2d(x, weight, bias, self.conv.stride)
-        else:
-            x = self.conv(x)
-        y = self.prelu(self.gdn(self.conv_quant(x)))
+        y = self.prelu(self.gdn(int8_conv(self.input_quant, self.conv, self.conv_quant, feature)))
         y = y / torch.sqrt((y * y).mean(dim=(1, 2, 3), keepdim=True) + ENERGY_EPS)
         return y.permute(0, 2, 3, 1)
 

@@ -85,3 +85,13 @@ def fix_conv_format(input_quant: FakeQuant, conv: nn.Conv2d, conv_quant: FakeQua
     in_dec = int(input_quant.dec)
     w_dec, _, _ = conv_formats(conv.weight.detach().cpu().numpy(), conv.bias.detach().cpu().numpy(), in_dec)
     conv_quant.set_format(activation_dec(out, in_dec + int(w_dec.min())))
+
+
+def int8_conv(input_quant: FakeQuant, conv: nn.Conv2d, conv_quant: FakeQuant, x: torch.Tensor) -> torch.Tensor:
+    """A conv as the board runs it once training fixed its formats: input rounded to its int8 format,
+    weights and bias to theirs, output to its own (each FakeQuant is the identity until then)."""
+    x = input_quant(x)
+    if bool(conv_quant.enabled):
+        weight, bias = int8_conv_params(conv, int(input_quant.dec))
+        return conv_quant(nn.functional.conv2d(x, weight, bias, conv.stride, conv.padding))
+    return conv_quant(conv(x))

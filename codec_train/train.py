@@ -19,7 +19,7 @@ from semhil.channel import DEFAULT_BERS, IidChannel
 from semhil.errors import SemhilError
 
 from .data import Dataset, load_dataset, to_float
-from .codes import pack_symbols
+from .codes import entropy_coded_bytes, pack_symbols
 from .edge import predict_through_channel
 from .export import export_device_graph
 from .checkpoint import Checkpoint
@@ -175,7 +175,10 @@ def train_bundle(config: TrainConfig, path: Path, progress: Progress, data: Data
         task.cpu()
         codec.cpu()
         metrics = {"train_seconds": round(seconds, 2), "stages": stages, "losses": checkpoint.losses, "task_accuracy": accuracy(task, data.x_test, data.y_test),
-                   "codec_float_accuracy": evaluate_float(task, codec, data.x_test, data.y_test)}
+                   "codec_float_accuracy": evaluate_float(task, codec, data.x_test, data.y_test),
+                   "bytes_per_image": codec.shape.bytes_per_image,
+                   "entropy_coded_bytes_per_image": entropy_coded_bytes(float_symbols(task, codec, data.x_train[:n]),
+                                                                        float_symbols(task, codec, data.x_test), 2 ** codec.shape.bits)}
         write_bundle(path, config, data, task, codec, metrics)
         checkpoint.remove()
     barrier()

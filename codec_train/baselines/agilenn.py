@@ -27,7 +27,7 @@ from ..layers import SoftQuantizer
 from ..losses import attributions, distillation
 from ..models import Codec, WireShape
 from ..phases import freeze_int8_stem, run_phase
-from ..qformat import FakeQuant, fix_conv_format, int8_conv_params
+from ..qformat import FakeQuant, fix_conv_format, int8_conv
 from ..semantic_train import codec_shape
 
 LOCAL_SHARE = 0.2      # share of the extractor's channels kept on the device
@@ -55,13 +55,7 @@ class AgileNN(Codec):
 
     def extract(self, feature: torch.Tensor) -> torch.Tensor:
         """The extractor's output (NHWC) from the stem feature, in the int8 formats once training fixed them."""
-        x = self.input_quant(feature)
-        if bool(self.conv_quant.enabled):
-            weight, bias = int8_conv_params(self.conv, int(self.input_quant.dec))
-            x = F.conv2d(x, weight, bias, self.conv.stride)
-        else:
-            x = self.conv(x)
-        return self.conv_quant(x).permute(0, 2, 3, 1)
+        return int8_conv(self.input_quant, self.conv, self.conv_quant, feature).permute(0, 2, 3, 1)
 
     def local_logits(self, extracted: torch.Tensor) -> torch.Tensor:
         return self.local(extracted[..., :self.n_local].flatten(1))

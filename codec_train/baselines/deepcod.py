@@ -20,7 +20,7 @@ from ..layers import SoftQuantizer
 from ..losses import distillation
 from ..models import Codec, CodecShape
 from ..phases import freeze_int8_stem, run_phase
-from ..qformat import FakeQuant, fix_conv_format, int8_conv_params
+from ..qformat import FakeQuant, fix_conv_format, int8_conv
 from ..semantic_train import codec_shape
 
 ORTHOGONAL_WEIGHT = 0.1
@@ -59,13 +59,7 @@ class DeepCOD(Codec):
 
     def analysis(self, feature: torch.Tensor) -> torch.Tensor:
         """The encoder conv's output (NHWC), in the int8 formats once training fixed them."""
-        x = self.input_quant(feature)
-        if bool(self.conv_quant.enabled):
-            weight, bias = int8_conv_params(self.conv, int(self.input_quant.dec))
-            x = F.conv2d(x, weight, bias, self.conv.stride)
-        else:
-            x = self.conv(x)
-        return self.conv_quant(x).permute(0, 2, 3, 1)
+        return int8_conv(self.input_quant, self.conv, self.conv_quant, feature).permute(0, 2, 3, 1)
 
     def decode_values(self, values: torch.Tensor) -> torch.Tensor:
         return self.decoder(values.permute(0, 3, 1, 2))

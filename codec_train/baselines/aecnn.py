@@ -1,0 +1,151 @@
+"""AECNN (Li et al., 2022: attention-based feature compression), on the task stem's feature: a k4 s4
+conv, channel attention that learns which of its channels matter, the most important quarter of the
+channels kept, uniform quantization, and a light decoder before the frozen task tail.
+
+The abstract leaves most choices open; assumed here:
+- the attention (squeeze-and-excitation) is used in training only, to rank the channels: the board
+  sends a fixed set, the top quarter by mean attention over the training set;
+- quantization is uniform, 16 levels (4 bits) between the 0.1 % and 99.9 % quantiles of the kept
+  channels;
+- entropy coding does not go on the wire: a variable-length stream needs framing that a single
+  flipped bit destroys, and the harness sends fixed-length codes. Its gain is reported instead, as
+  the Huffman-coded size of the test codes (metrics.json: entropy_coded_bytes_per_image, given for every codec);
+- training is step by step, as in the paper: first with the soft attention and no quantization, then
+  with the hard selection and the quantizer; both on a clean channel (AECNN assumes a reliable link).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import to_float
+from ..distributed import shard
+from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
+from ..layers import SoftQuantizer
+from ..losses import distillation
+from ..models import Codec, WireShape
+from ..phases import freeze_int8_stem, run_phase
+from ..qformat import FakeQuant, fix_conv_format, int8_conv
+from ..semantic_train import codec_shape
+
+KEPT_SHARE = 0.25
+BITS = 4
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation: global pool -> MLP -> sigmoid, one weight per channel."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(channels, max(channels // 4, 2)), nn.ReLU(), nn.Linear(max(channels // 4, 2), channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: NHWC -> (N, C) weights in (0, 1)."""
+        return torch.sigmoid(self.mlp(x.mean(dim=(1, 2))))
+
+
+class AECNN(Codec):
+    def __init__(self, feature_channels: int, feature_size: tuple[int, int], width: int):
+        super().__init__()
+        h, w = feature_size[0] // 4, feature_size[1] // 4
+        self.channels = feature_channels
+        kept = max(1, round(KEPT_SHARE * feature_channels))
+        self.shape = WireShape((h, w, kept), BITS)
+        self.input_quant, self.conv_quant = FakeQuant(), FakeQuant()
+        self.conv = nn.Conv2d(feature_channels, feature_channels, 4, stride=4)
+        self.attention = ChannelAttention(feature_channels)
+        self.register_buffer("kept", torch.arange(kept))  # the channels sent, chosen after the first step
+        self.quantizer = SoftQuantizer(BITS)
+        self.quantizer.centres.requires_grad_(False)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(feature_channels, width, 2, stride=2), nn.PReLU(width, init=0.25),
+            nn.ConvTranspose2d(width, width, 2, stride=2), nn.PReLU(width, init=0.25),
+            nn.Conv2d(width, feature_channels, 3, padding=1), nn.Softplus(beta=4.0))
+
+    def encode(self, feature: torch.Tensor) -> torch.Tensor:
+        """The conv's output (NHWC) as the board computes it."""
+        return int8_conv(self.input_quant, self.conv, self.conv_quant, feature).permute(0, 2, 3, 1)
+
+    def decode_values(self, values: torch.Tensor) -> torch.Tensor:
+        """Values of the kept channels (NHWC) -> the restored stem feature; the dropped channels are zeros."""
+        full = values.new_zeros(*values.shape[:3], self.channels)
+        full[..., self.kept] = values
+        return self.decoder(full.permute(0, 3, 1, 2))
+
+    def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
+        return self.quantizer(self.encode(task.stem(to_float(images)))[..., self.kept])[1]
+
+    def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+        return task.tail(self.decode_values(self.quantizer.centres[symbols.long()]))
+
+    def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:
+        """Stem, conv, the kept channels, the uniform quantizer on their dequantized values."""
+        layers, feature = export_stem(task, calibration_images, fixed_dec(self.input_quant))
+        conv = conv_layer_after(layers, "encoder.conv", self.conv, feature, fixed_dec(self.conv_quant))
+        h, w, c = conv["out_shape"]
+        kept = {"op": "select_channels", "name": "encoder.kept_channels", "in_shape": [h, w, c],
+                "out_shape": list(self.shape.sent_shape), "channels": [int(i) for i in self.kept]}
+        return [*layers, conv, kept, *float_tail({**conv, "out_shape": kept["out_shape"]}, centres=self.quantizer.centres)]
+
+
+def build(config, task, image_shape, n_classes: int) -> AECNN:
+    shape = codec_shape(config, task, image_shape)
+    return AECNN(shape.feature_channels, shape.feature_size, shape.decoder_channels)
+
+
+def task_loss(task, codec: AECNN, restored, feature, teacher, labels, config) -> torch.Tensor:
+    logits = task.tail(restored)
+    return (config.beta_cls * F.cross_entropy(logits, labels) + config.kd_weight * distillation(logits, teacher)
+            + config.mse_weight * F.mse_loss(restored, feature))
+
+
+def attention_step_loss(task, codec: AECNN, feature, teacher, labels, config) -> torch.Tensor:
+    """Step 1: every channel, weighted by its attention; no quantization."""
+    x = codec.encode(feature)
+    weighted = x * codec.attention(x)[:, None, None, :]
+    return task_loss(task, codec, codec.decoder(weighted.permute(0, 3, 1, 2)), feature, teacher, labels, config)
+
+
+def selected_step_loss(task, codec: AECNN, feature, teacher, labels, config) -> torch.Tensor:
+    """Step 2: the kept channels only, quantized."""
+    value, _, _ = codec.quantizer(codec.encode(feature)[..., codec.kept])
+    return task_loss(task, codec, codec.decode_values(value), feature, teacher, labels, config)
+
+
+@torch.no_grad()
+def choose_channels(codec: AECNN, features: torch.Tensor) -> None:
+    """Keeps the channels of highest mean attention and spreads the quantizer's levels over their range."""
+    x = torch.cat([codec.encode(features[i:i + 256]) for i in range(0, len(features), 256)])
+    attention = torch.cat([codec.attention(x[i:i + 256]) for i in range(0, len(x), 256)]).mean(0)
+    codec.kept.copy_(torch.sort(torch.topk(attention, len(codec.kept)).indices).values)
+    values = x[..., codec.kept].flatten()[:200_000]
+    low, high = torch.quantile(values, torch.tensor([0.001, 0.999]))
+    codec.quantizer.centres.copy_(torch.linspace(float(low), float(high), 2 ** BITS))
+
+
+def train(task, codec: AECNN, x, y, config, progress, checkpoint, calibration, fresh=True) -> list[str]:
+    """Step 1 for half of stage1 + stage2 epochs (SemanticNN's budget), then the channels are chosen and
+    the conv output's int8 format fixed, then step 2 for the rest."""
+    stem_dec, features, teacher = freeze_int8_stem(task, x, calibration)
+    codec.input_quant.set_format(stem_dec)
+    epochs = config.stage1_epochs + config.stage2_epochs
+    rng = np.random.default_rng(config.seed + 1)
+    modules = {"task": task, "codec": codec}
+    codec.train()
+    for phase, label, step_epochs, step_loss in (("codec", "AECNN attention", epochs // 2, attention_step_loss),
+                                                 ("codec_fine", "AECNN selected", epochs - epochs // 2, selected_step_loss)):
+        if phase == "codec_fine":
+            fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
+            choose_channels(codec, features)
+
+        def loss_of_batch(idx, step_loss=step_loss):
+            i = idx[shard(torch.arange(len(idx)))]
+            return step_loss(task, codec, features[i], teacher[i], y[i], config)
+
+        run_phase(phase, label, step_epochs, len(x), config, modules, list(codec.parameters()), loss_of_batch, rng, progress,
+                  checkpoint)
+    codec.eval()
+    return ["codec", "codec_fine"] if epochs else []
+
