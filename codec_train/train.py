@@ -29,7 +29,7 @@ from .codecs import CODECS
 from .models import Codec
 from .tasks import SplitModel, build_task
 
-FORMAT_VERSION = 5  # bump when a change makes old cached bundles wrong
+FORMAT_VERSION = 6  # bump when a change makes old cached bundles wrong
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import to_float
-from ..distributed import shard
 from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
 from ..layers import SoftQuantizer
 from ..losses import distillation
 from ..models import Codec, WireShape
-from ..phases import freeze_int8_stem, run_phase
+from ..phases import freeze_int8_stem, train_in_two_steps
 from ..qformat import FakeQuant, fix_conv_format, int8_conv
 from ..semantic_train import codec_shape
 
@@ -101,17 +100,16 @@ def task_loss(task, codec: AECNN, restored, feature, teacher, labels, config) ->
             + config.mse_weight * F.mse_loss(restored, feature))
 
 
-def attention_step_loss(task, codec: AECNN, feature, teacher, labels, config) -> torch.Tensor:
-    """Step 1: every channel, weighted by its attention; no quantization."""
+def loss(task, codec: AECNN, feature, teacher, labels, config, quantized: bool) -> torch.Tensor:
+    """Step 1 (not quantized): every channel, weighted by its attention, reconstructing the feature.
+    Step 2: the kept channels, quantized, with the task's and the logits' losses too."""
     x = codec.encode(feature)
-    weighted = x * codec.attention(x)[:, None, None, :]
-    return task_loss(task, codec, codec.decoder(weighted.permute(0, 3, 1, 2)), feature, teacher, labels, config)
-
-
-def selected_step_loss(task, codec: AECNN, feature, teacher, labels, config) -> torch.Tensor:
-    """Step 2: the kept channels only, quantized."""
-    value, _, _ = codec.quantizer(codec.encode(feature)[..., codec.kept])
-    return task_loss(task, codec, codec.decode_values(value), feature, teacher, labels, config)
+    if not quantized:
+        return config.mse_weight * F.mse_loss(codec.decoder((x * codec.attention(x)[:, None, None, :]).permute(0, 3, 1, 2)), feature)
+    restored = codec.decode_values(codec.quantizer(x[..., codec.kept])[0])
+    logits = task.tail(restored)
+    return (config.beta_cls * F.cross_entropy(logits, labels) + config.kd_weight * distillation(logits, teacher)
+            + config.mse_weight * F.mse_loss(restored, feature))
 
 
 @torch.no_grad()
@@ -126,26 +124,12 @@ def choose_channels(codec: AECNN, features: torch.Tensor) -> None:
 
 
 def train(task, codec: AECNN, x, y, config, progress, checkpoint, calibration, fresh=True) -> list[str]:
-    """Step 1 for half of stage1 + stage2 epochs (SemanticNN's budget), then the channels are chosen and
-    the conv output's int8 format fixed, then step 2 for the rest."""
+    """Step by step (phases.train_in_two_steps): with the attention, then with the kept channels quantized."""
     stem_dec, features, teacher = freeze_int8_stem(task, x, calibration)
     codec.input_quant.set_format(stem_dec)
-    epochs = config.stage1_epochs + config.stage2_epochs
-    rng = np.random.default_rng(config.seed + 1)
-    modules = {"task": task, "codec": codec}
-    codec.train()
-    for phase, label, step_epochs, step_loss in (("codec", "AECNN attention", epochs // 2, attention_step_loss),
-                                                 ("codec_fine", "AECNN selected", epochs - epochs // 2, selected_step_loss)):
-        if phase == "codec_fine":
-            fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
-            choose_channels(codec, features)
 
-        def loss_of_batch(idx, step_loss=step_loss):
-            i = idx[shard(torch.arange(len(idx)))]
-            return step_loss(task, codec, features[i], teacher[i], y[i], config)
+    def between():
+        fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
+        choose_channels(codec, features)
 
-        run_phase(phase, label, step_epochs, len(x), config, modules, list(codec.parameters()), loss_of_batch, rng, progress,
-                  checkpoint)
-    codec.eval()
-    return ["codec", "codec_fine"] if epochs else []
-
+    return train_in_two_steps("AECNN", task, codec, features, teacher, y, config, progress, checkpoint, loss, between)

@@ -21,12 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import to_float
-from ..distributed import shard
 from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
 from ..layers import SoftQuantizer
 from ..losses import attributions, distillation
 from ..models import Codec, WireShape
-from ..phases import freeze_int8_stem, run_phase
+from ..phases import freeze_int8_stem, train_in_two_steps
 from ..qformat import FakeQuant, fix_conv_format, int8_conv
 from ..semantic_train import codec_shape
 
@@ -64,11 +63,11 @@ class AgileNN(Codec):
         """Received remote values (NHWC) -> the restored stem feature."""
         return self.decoder(values.permute(0, 3, 1, 2))
 
-    def forward(self, task, extracted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, restored stem feature, soft assignment) over a clean channel."""
-        value, _, soft = self.quantizer(extracted[..., self.n_local:])
-        restored = self.remote_feature(value)
-        return self.local_logits(extracted) + task.tail(restored), restored, soft
+    def forward(self, task, extracted: torch.Tensor, quantized: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, restored stem feature) over a clean channel."""
+        remote = extracted[..., self.n_local:]
+        restored = self.remote_feature(self.quantizer(remote)[0] if quantized else remote)
+        return self.local_logits(extracted) + task.tail(restored), restored
 
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
         return self.quantizer(self.extract(task.stem(to_float(images)))[..., self.n_local:])[1]
@@ -115,9 +114,12 @@ def importance_losses(task, codec: AgileNN, extracted: torch.Tensor, labels: tor
     return skewness, disorder
 
 
-def loss(task, codec: AgileNN, feature: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
+def loss(task, codec: AgileNN, feature: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, config, quantized: bool) -> torch.Tensor:
+    """Float: the remote half reconstructs the feature (a warm-up); quantized: every loss of AgileNN."""
     extracted = codec.extract(feature)
-    logits, restored, _ = codec(task, extracted)
+    logits, restored = codec(task, extracted, quantized)
+    if not quantized:
+        return config.mse_weight * F.mse_loss(restored, feature)
     k = config.xai_batch
     skewness, disorder = importance_losses(task, codec, extracted[:k], labels[:k])
     return (config.beta_cls * F.cross_entropy(logits, labels) + config.kd_weight * distillation(logits, teacher)
@@ -125,23 +127,13 @@ def loss(task, codec: AgileNN, feature: torch.Tensor, teacher: torch.Tensor, lab
 
 
 def train(task, codec: AgileNN, x, y, config, progress, checkpoint, calibration, fresh=True) -> list[str]:
-    """One phase of stage1 + stage2 epochs (SemanticNN's budget) on a clean channel, in float; then the
-    conv output's int8 format is fixed, so the float device half sends what the board sends."""
+    """In float first, then quantized (phases.train_in_two_steps), on a clean channel."""
     stem_dec, features, teacher = freeze_int8_stem(task, x, calibration)
-    with torch.no_grad():
-        codec.input_quant.set_format(stem_dec)
-        if fresh:
-            codec.quantizer.init_from(codec.extract(features[:512])[..., codec.n_local:])
-    epochs = config.stage1_epochs + config.stage2_epochs
+    codec.input_quant.set_format(stem_dec)
 
-    def loss_of_batch(idx):
-        i = idx[shard(torch.arange(len(idx)))]
-        return loss(task, codec, features[i], teacher[i], y[i], config)
+    @torch.no_grad()
+    def between():
+        fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
+        codec.quantizer.init_from(codec.extract(features[:512])[..., codec.n_local:])
 
-    codec.train()
-    run_phase("codec", "AgileNN", epochs, len(x), config, {"task": task, "codec": codec}, list(codec.parameters()),
-              loss_of_batch, np.random.default_rng(config.seed + 1), progress, checkpoint)
-    codec.eval()
-    fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
-    return ["codec"] if epochs else []
-
+    return train_in_two_steps("AgileNN", task, codec, features, teacher, y, config, progress, checkpoint, loss, between)

@@ -14,12 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import to_float
-from ..distributed import shard
 from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
 from ..layers import SoftQuantizer
 from ..losses import distillation
 from ..models import Codec, CodecShape
-from ..phases import freeze_int8_stem, run_phase
+from ..phases import freeze_int8_stem, train_in_two_steps
 from ..qformat import FakeQuant, fix_conv_format, int8_conv
 from ..semantic_train import codec_shape
 
@@ -86,31 +85,25 @@ def build(config, task, image_shape, n_classes: int) -> DeepCOD:
     return DeepCOD(codec_shape(config, task, image_shape))
 
 
-def loss(task, codec: DeepCOD, feature: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
-    value, _, _ = codec.quantizer(codec.analysis(feature))
-    restored = codec.decode_values(value)
-    logits = task.tail(restored)
-    return (config.beta_cls * F.cross_entropy(logits, labels) + config.kd_weight * distillation(logits, teacher)
-            + FEATURE_WEIGHT * F.mse_loss(restored, feature) + ORTHOGONAL_WEIGHT * codec.orthogonality())
+def loss(task, codec: DeepCOD, feature: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, config, quantized: bool) -> torch.Tensor:
+    """Float: feature distillation alone (an autoencoder); quantized: with the task's and the logits' losses."""
+    code = codec.analysis(feature)
+    restored = codec.decode_values(codec.quantizer(code)[0] if quantized else code)
+    loss = FEATURE_WEIGHT * F.mse_loss(restored, feature) + ORTHOGONAL_WEIGHT * codec.orthogonality()
+    if quantized:
+        logits = task.tail(restored)
+        loss = loss + config.beta_cls * F.cross_entropy(logits, labels) + config.kd_weight * distillation(logits, teacher)
+    return loss
 
 
 def train(task, codec: DeepCOD, x, y, config, progress, checkpoint, calibration, fresh=True) -> list[str]:
-    """One phase of stage1 + stage2 epochs (SemanticNN's budget) on a clean channel, in float; then the
-    conv output's int8 format is fixed, so the float device half sends what the board sends."""
+    """In float first, then quantized (phases.train_in_two_steps), on a clean channel."""
     stem_dec, features, teacher = freeze_int8_stem(task, x, calibration)
-    with torch.no_grad():
-        codec.input_quant.set_format(stem_dec)
-        if fresh:
-            codec.quantizer.init_from(codec.analysis(features[:512]))
-    epochs = config.stage1_epochs + config.stage2_epochs
+    codec.input_quant.set_format(stem_dec)
 
-    def loss_of_batch(idx):
-        i = idx[shard(torch.arange(len(idx)))]
-        return loss(task, codec, features[i], teacher[i], y[i], config)
+    @torch.no_grad()
+    def between():
+        fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
+        codec.quantizer.init_from(codec.analysis(features[:512]))
 
-    codec.train()
-    run_phase("codec", "DeepCOD", epochs, len(x), config, {"task": task, "codec": codec}, list(codec.parameters()),
-              loss_of_batch, np.random.default_rng(config.seed + 1), progress, checkpoint)
-    codec.eval()
-    fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
-    return ["codec"] if epochs else []
+    return train_in_two_steps("DeepCOD", task, codec, features, teacher, y, config, progress, checkpoint, loss, between)

@@ -231,6 +231,7 @@ def main() -> None:
     from . import cli_boards  # noqa: F401 - registers boards and flash
     from . import cli_report  # noqa: F401 - registers report
     from . import cli_sweep  # noqa: F401 - registers sweep
+    from . import cli_compare  # noqa: F401 - registers compare
     try:
         cli(standalone_mode=False)
     except SemhilError as e:
