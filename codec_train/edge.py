@@ -21,14 +21,19 @@ def predict_from_payloads(task, codec, payloads: np.ndarray, ber) -> np.ndarray:
     return torch.cat(preds).numpy()
 
 
-def predict_through_channel(task, codec, payloads: np.ndarray, channel, seed: int, pilots=None) -> tuple[np.ndarray, np.ndarray]:
-    """Send payloads through `channel` (seeded), decode with the BER the channel tells, classify; with
-    pilots (semhil.pilots.Pilots) the frames carry pilot bits and the decoder is told the BER estimated
-    from them instead. Only the code crosses the channel, not the side bytes. Returns (predictions, the BER the decoder was told per frame)."""
+def transmit(codec, payloads: np.ndarray, channel, seed: int, pilots=None) -> tuple[np.ndarray, np.ndarray]:
+    """Send payloads through `channel` (seeded); with pilots (semhil.pilots.Pilots) each frame carries
+    pilot bits and the BER told is the one estimated from them. Only the code crosses the channel, not
+    the side bytes after it. Returns (received payloads, the BER the decoder is told per frame)."""
     n_bits = int(np.prod(codec.shape.sent_shape)) * codec.shape.bits
     rng = np.random.default_rng(seed)
     if pilots is None:
-        received, ber = apply_channel(payloads, channel, rng, n_bits=n_bits)
-    else:
-        received, ber, _ = send_with_pilots(payloads, channel, rng, n_bits, pilots)
+        return apply_channel(payloads, channel, rng, n_bits=n_bits)
+    received, ber, _ = send_with_pilots(payloads, channel, rng, n_bits, pilots)
+    return received, ber
+
+
+def predict_through_channel(task, codec, payloads: np.ndarray, channel, seed: int, pilots=None) -> tuple[np.ndarray, np.ndarray]:
+    """transmit, then decode with the BER told and classify. Returns (predictions, the BER told per frame)."""
+    received, ber = transmit(codec, payloads, channel, seed, pilots)
     return predict_from_payloads(task, codec, received, ber), ber

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from codec_train.codecs import CODECS
 from codec_train.train import TrainConfig
 
 from .cli import ber_option, cli, console, parse_bers, pilots_option, progress_bar
@@ -21,6 +22,7 @@ XAI_WEIGHT = TrainConfig.gamma_xai  # gamma of eq. 3 when --xai is on
 @click.option("--dataset", help="mnist5k | digits | mnist:<dir> | cifar10:<dir> | cifar100:<dir> | folder:<dir>")
 @click.option("--image-size", type=int, help="resize images to N x N (the paper runs CIFAR at 128)")
 @click.option("--base", type=click.Choice(["small", "resnet50", "mobilenetv2"]), help="task CNN")
+@click.option("--codec", type=click.Choice(list(CODECS)), help="SemanticNN (default) or a baseline")
 @click.option("--task", "task_only", is_flag=True, help="train the task CNN only (a bundle to start codecs from)")
 @click.option("--stage", type=click.Choice(["1", "2", "both"]), default="both", show_default=True,
               help="codec stages to train; stage 2 alone needs --init with a stage-1 bundle")
@@ -45,9 +47,9 @@ XAI_WEIGHT = TrainConfig.gamma_xai  # gamma of eq. 3 when --xai is on
 @click.option("--device", type=click.Choice(["cpu", "cuda"]))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="bundle folder (default: runs/<preset>-<config digest>)")
 @click.option("--resume", is_flag=True, help="continue a killed training from the checkpoint in --out (the default folder always resumes)")
-def train(preset, dataset, image_size, base, task_only, stage, init_path, xai, attention, crop_ratio, channel, ber_range,
+def train(preset, dataset, image_size, base, codec, task_only, stage, init_path, xai, attention, crop_ratio, channel, ber_range,
           alpha_div, beta_cls, gamma_xai, xai_lambda, xai_r, decoder_blocks, epochs, task_epochs, stage1_epochs, stage2_epochs, train_images, seed, device, out, resume) -> None:
-    """Train a task CNN and a SemanticNN codec on its frozen stem; write a bundle.
+    """Train a task CNN and a codec (SemanticNN, or a baseline with --codec) on its frozen stem; write a bundle.
     Several processes: torchrun --nproc-per-node 2 --no-python .venv/bin/semhil train ..."""
     from codec_train.bundle import load_bundle
     from codec_train.distributed import init_from_env, is_main
@@ -55,7 +57,7 @@ def train(preset, dataset, image_size, base, task_only, stage, init_path, xai, a
     init_from_env()
     if ber_range:
         channel = f"dynamic:{ber_range}"
-    changes = {"dataset": dataset, "image_size": image_size, "base": base, "crop_ratio": crop_ratio, "channel": channel,
+    changes = {"dataset": dataset, "image_size": image_size, "base": base, "codec": codec, "crop_ratio": crop_ratio, "channel": channel,
                "attention": attention, "train_images": train_images, "seed": seed, "device": device,
                "alpha_div": alpha_div, "beta_cls": beta_cls, "xai_lambda": xai_lambda, "xai_r": xai_r,
                "decoder_blocks": decoder_blocks,
@@ -82,7 +84,7 @@ def train(preset, dataset, image_size, base, task_only, stage, init_path, xai, a
         raise SemhilError(f"--init {init_path} was trained with another dataset, image size or base model than this run")
     with progress_bar(disable=not is_main()) as progress:
         if out is None and init is None:
-            bundle = cached_bundle(config, RUNS_DIR, preset, progress)
+            bundle = cached_bundle(config, RUNS_DIR, preset if config.codec == "semanticnn" else f"{preset}-{config.codec}", progress)
         else:
             out = out or RUNS_DIR / f"{preset}-{config.digest()}-from-{init.hash}"
             if (out / "bundle.json").exists():
