@@ -111,7 +111,7 @@ def plot_accuracy_ber(results: list[dict], names: dict, path: Path) -> Path:
             points = sorted(accuracy_by_ber(r, channel).items())
             if points:
                 ax.plot([b * 100 for b, _ in points], [a * 100 for _, a in points], color=f"C{i}", linestyle=LINES[i % len(LINES)],
-                        marker=MARKERS[i % len(MARKERS)], alpha=0.85, label=run_label(r, names))
+                        marker=MARKERS[i % len(MARKERS)], alpha=0.85, label=f"{run_label(r, names)} · {r['bytes_per_image']:,} B/image")
         bers = [b * 100 for b in bers_of(results, channel)]
         ax.set_xscale("symlog", linthresh=min([b for b in bers if b > 0], default=0.1))  # linear near 0: BER 0 is on the axis
         ax.set_xticks(bers, [f"{b:g}" for b in bers])

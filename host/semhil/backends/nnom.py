@@ -80,9 +80,9 @@ def _tail(tail: list[dict]) -> list[str]:
     bytes, a channel selection), then the float tail (GDN or a dequantization, PReLU, energy
     normalisation, the quantizer), calling the standalone kernels; uint8 symbols out, a float32 scratch
     as the layer's computational buffer (so NNoM's memory planner accounts for it)."""
-    n_int8 = next(i for i, layer in enumerate(tail) if layer["op"] not in INT8_TAIL_OPS)
+    n_int8 = next((i for i, layer in enumerate(tail) if layer["op"] not in INT8_TAIL_OPS), len(tail))
     float_ops = [layer["op"] for layer in tail[n_int8:]]
-    if float_ops[0] not in FLOAT_TAIL_FIRST or float_ops[-1] != "quantize" or any(op not in IN_PLACE_OPS for op in float_ops[1:-1]):
+    if not float_ops or float_ops[0] not in FLOAT_TAIL_FIRST or float_ops[-1] != "quantize" or any(op not in IN_PLACE_OPS for op in float_ops[1:-1]):
         raise SemhilError(f"the nnom backend runs {' and '.join(INT8_TAIL_OPS)}, then {' or '.join(FLOAT_TAIL_FIRST)}, then "
                           f"{', '.join(IN_PLACE_OPS)}, then quantize; this graph has {', '.join(l['op'] for l in tail)}")
     data, calls, out_channels = [], [], []
