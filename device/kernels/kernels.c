@@ -308,6 +308,10 @@ void k_crop_u8(const uint8_t *in, uint32_t in_w, uint32_t c, uint32_t top, uint3
 
 void k_pack_bits(const uint8_t *symbols, uint32_t n, uint32_t bits, uint8_t *out)
 {
+    if (bits == 8) { /* whole bytes: the stream is the symbols themselves */
+        memcpy(out, symbols, n);
+        return;
+    }
     memset(out, 0, (n * bits + 7) / 8);
     uint32_t pos = 0;
     for (uint32_t i = 0; i < n; i++)
