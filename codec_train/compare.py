@@ -4,10 +4,10 @@ above AgileNN's: the paper's SemanticNN_0.2), and every baseline."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from semhil.errors import SemhilError
 
-from .crop import crop_box
 from .train import TrainConfig, build_models
 
 MATCHED = "semanticnn-matched"
@@ -20,14 +20,16 @@ def bytes_per_image(config: TrainConfig, image_shape: tuple[int, int, int], n_cl
 
 def matched_crop_ratio(config: TrainConfig, image_shape: tuple[int, int, int], n_classes: int, budget: int) -> float:
     """The crop ratio whose SemanticNN sends the most bytes per image without exceeding `budget`."""
-    code_h, code_w = build_models(config, image_shape, n_classes)[1].shape.code_size
+    shape = build_models(dataclasses.replace(config, codec="semanticnn"), image_shape, n_classes)[1].shape
+    code_h, code_w = shape.code_size
     # each side's crop is floor(sqrt(ratio) * side): a ratio half a step past each size gives that size
-    candidates = sorted({min(1.0, ((s + 0.5) / side) ** 2) for side in (code_h, code_w) for s in range(1, side + 1)})
-    fitting = [r for r in candidates if min(crop_box(code_h, code_w, r)[2:]) >= 1
-               and bytes_per_image(dataclasses.replace(config, crop_ratio=r), image_shape, n_classes) <= budget]
+    candidates = {min(1.0, ((s + 0.5) / side) ** 2) for side in (code_h, code_w) for s in range(1, side + 1)}
+    sizes = {r: dataclasses.replace(shape, crop_ratio=r).bytes_per_image for r in candidates
+             if min(math.floor(math.sqrt(r) * side) for side in (code_h, code_w)) >= 1}
+    fitting = {r: size for r, size in sizes.items() if size <= budget}
     if not fitting:
         raise SemhilError(f"no crop of SemanticNN's {code_h}x{code_w} code map fits in {budget} bytes per image")
-    return max(fitting, key=lambda r: bytes_per_image(dataclasses.replace(config, crop_ratio=r), image_shape, n_classes))
+    return max(sorted(fitting), key=fitting.get)
 
 
 def compare_configs(base: TrainConfig, names: tuple[str, ...], image_shape: tuple[int, int, int], n_classes: int) -> dict[str, TrainConfig]:

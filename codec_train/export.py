@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from semhil.backends.graph import output_shape
 from semhil.errors import SemhilError
 
 from .codes import code_bytes
@@ -176,10 +177,6 @@ def export_device_graph(task, codec, calibration_images: np.ndarray) -> dict:
     pack = {"op": "pack", "name": "packer", "bits": bits, "n_symbols": n_symbols, "code_bytes": code_bytes(n_symbols, bits)}
     return {"format": GRAPH_FORMAT, "input": graph_input, "layers": [*layers, pack],
             "code_shape": sent_shape, "bits": bits, "code_bytes": code_bytes(n_symbols, bits), "side_bytes": codec.side_bytes}
-
-
-def output_shape(layer: dict) -> list[int]:
-    return layer.get("out_shape") or layer["shape"]
 
 
 @torch.no_grad()

@@ -100,3 +100,12 @@ class BerAttention(nn.Module):
         pooled = x.mean(dim=(2, 3))
         scale = 2 * torch.sigmoid(self.mlp(torch.cat([pooled, (ber / BER_SCALE).view(-1, 1)], dim=1)))
         return x * scale.view(*scale.shape, 1, 1)
+
+
+def upsampling_decoder(c_in: int, width: int, c_out: int, after_first: nn.Module | None = None) -> nn.Sequential:
+    """The baselines' decoder: two x2 transposed convs with PReLU (undoing a k4 s4 encoder), optionally
+    a block after the first, then a conv to the stem's channels and a Softplus (the feature is a ReLU output)."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(c_in, width, 2, stride=2), nn.PReLU(width, init=0.25), *([after_first] if after_first else []),
+        nn.ConvTranspose2d(width, width, 2, stride=2), nn.PReLU(width, init=0.25),
+        nn.Conv2d(width, c_out, 3, padding=1), nn.Softplus(beta=4.0))

@@ -9,6 +9,7 @@ from rich.progress import Progress
 from .checkpoint import Checkpoint
 from .distributed import average_gradients, shard
 from .export import export_stem, round_stem_to_int8
+from .qformat import fix_conv_format
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -56,25 +57,34 @@ def freeze_int8_stem(task, x: torch.Tensor, calibration: np.ndarray) -> tuple[in
     return next(l["out_dec"] for l in reversed(stem_layers) if l["op"] == "conv2d"), features, teacher
 
 
-def train_in_two_steps(label: str, task, codec, features: torch.Tensor, teacher: torch.Tensor, y: torch.Tensor, config,
-                       progress: Progress, checkpoint: Checkpoint, loss, between) -> list[str]:
-    """A baseline's training: half of stage1 + stage2 epochs (SemanticNN's budget) in float, with
-    loss(task, codec, feature, teacher, labels, config, quantized=False); then between() (which fixes
-    the int8 formats and places the quantizer's levels on what the encoder learnt); then the rest with
-    quantized=True. Task losses on an untrained decoder leave it guessing the mean: the float step is
-    where the baselines' losses warm the decoder up on the feature."""
-    epochs = config.stage1_epochs + config.stage2_epochs
-    rng = np.random.default_rng(config.seed + 1)
-    codec.train()
-    for phase, quantized, step_epochs in (("codec", False, epochs // 2), ("codec_fine", True, epochs - epochs // 2)):
-        if quantized:
-            between()
+def two_step_training(label: str, loss):
+    """The train function of a baseline codec (codecs.CODECS) whose encoder is input_quant -> conv ->
+    conv_quant and which places its quantizer's levels with place_levels(stem features).
 
-        def loss_of_batch(idx, quantized=quantized):
-            i = idx[shard(torch.arange(len(idx)))]
-            return loss(task, codec, features[i], teacher[i], y[i], config, quantized)
+    Half of stage1 + stage2 epochs (SemanticNN's budget) in float, with loss(task, codec, feature,
+    teacher, labels, config, quantized=False); then the conv output's int8 format is fixed and the
+    levels placed on what the encoder learnt; then the rest with quantized=True. Task losses on an
+    untrained decoder leave it guessing the mean: the float step is where the losses warm the decoder
+    up on the feature."""
+    def train(task, codec, x, y, config, progress: Progress, checkpoint: Checkpoint, calibration: np.ndarray, fresh: bool = True) -> list[str]:
+        stem_dec, features, teacher = freeze_int8_stem(task, x, calibration)
+        codec.input_quant.set_format(stem_dec)
+        epochs = config.stage1_epochs + config.stage2_epochs
+        rng = np.random.default_rng(config.seed + 1)
+        codec.train()
+        for phase, quantized, step_epochs in (("codec", False, epochs // 2), ("codec_fine", True, epochs - epochs // 2)):
+            if quantized:
+                fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
+                with torch.no_grad():
+                    codec.place_levels(features)
 
-        run_phase(phase, f"{label}, {'quantized' if quantized else 'float'}", step_epochs, len(features), config,
-                  {"task": task, "codec": codec}, list(codec.parameters()), loss_of_batch, rng, progress, checkpoint)
-    codec.eval()
-    return ["codec", "codec_fine"] if epochs else []
+            def loss_of_batch(idx, quantized=quantized):
+                i = idx[shard(torch.arange(len(idx)))]
+                return loss(task, codec, features[i], teacher[i], y[i], config, quantized)
+
+            run_phase(phase, f"{label}, {'quantized' if quantized else 'float'}", step_epochs, len(features), config,
+                      {"task": task, "codec": codec}, list(codec.parameters()), loss_of_batch, rng, progress, checkpoint)
+        codec.eval()
+        return ["codec", "codec_fine"] if epochs else []
+
+    return train

@@ -22,11 +22,11 @@ from torch import nn
 
 from ..data import to_float
 from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
-from ..layers import SoftQuantizer
+from ..layers import SoftQuantizer, upsampling_decoder
 from ..losses import distillation
 from ..models import Codec, WireShape
-from ..phases import freeze_int8_stem, train_in_two_steps
-from ..qformat import FakeQuant, fix_conv_format, int8_conv
+from ..phases import two_step_training
+from ..qformat import FakeQuant, int8_conv
 from ..semantic_train import codec_shape
 
 KEPT_SHARE = 0.25
@@ -58,10 +58,7 @@ class AECNN(Codec):
         self.register_buffer("kept", torch.arange(kept))  # the channels sent, chosen after the first step
         self.quantizer = SoftQuantizer(BITS)
         self.quantizer.centres.requires_grad_(False)
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(feature_channels, width, 2, stride=2), nn.PReLU(width, init=0.25),
-            nn.ConvTranspose2d(width, width, 2, stride=2), nn.PReLU(width, init=0.25),
-            nn.Conv2d(width, feature_channels, 3, padding=1), nn.Softplus(beta=4.0))
+        self.decoder = upsampling_decoder(feature_channels, width, feature_channels)
 
     def encode(self, feature: torch.Tensor) -> torch.Tensor:
         """The conv's output (NHWC) as the board computes it."""
@@ -72,6 +69,14 @@ class AECNN(Codec):
         full = values.new_zeros(*values.shape[:3], self.channels)
         full[..., self.kept] = values
         return self.decoder(full.permute(0, 3, 1, 2))
+
+    def place_levels(self, features: torch.Tensor) -> None:
+        """Keeps the channels of highest mean attention and spreads the quantizer's levels over their range."""
+        x = torch.cat([self.encode(features[i:i + 256]) for i in range(0, len(features), 256)])
+        attention = torch.cat([self.attention(x[i:i + 256]) for i in range(0, len(x), 256)]).mean(0)
+        self.kept.copy_(torch.sort(torch.topk(attention, len(self.kept)).indices).values)
+        low, high = torch.quantile(x[..., self.kept].flatten()[:200_000], torch.tensor([0.001, 0.999]))
+        self.quantizer.centres.copy_(torch.linspace(float(low), float(high), 2 ** BITS))
 
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
         return self.quantizer(self.encode(task.stem(to_float(images)))[..., self.kept])[1]
@@ -112,24 +117,4 @@ def loss(task, codec: AECNN, feature, teacher, labels, config, quantized: bool) 
             + config.mse_weight * F.mse_loss(restored, feature))
 
 
-@torch.no_grad()
-def choose_channels(codec: AECNN, features: torch.Tensor) -> None:
-    """Keeps the channels of highest mean attention and spreads the quantizer's levels over their range."""
-    x = torch.cat([codec.encode(features[i:i + 256]) for i in range(0, len(features), 256)])
-    attention = torch.cat([codec.attention(x[i:i + 256]) for i in range(0, len(x), 256)]).mean(0)
-    codec.kept.copy_(torch.sort(torch.topk(attention, len(codec.kept)).indices).values)
-    values = x[..., codec.kept].flatten()[:200_000]
-    low, high = torch.quantile(values, torch.tensor([0.001, 0.999]))
-    codec.quantizer.centres.copy_(torch.linspace(float(low), float(high), 2 ** BITS))
-
-
-def train(task, codec: AECNN, x, y, config, progress, checkpoint, calibration, fresh=True) -> list[str]:
-    """Step by step (phases.train_in_two_steps): with the attention, then with the kept channels quantized."""
-    stem_dec, features, teacher = freeze_int8_stem(task, x, calibration)
-    codec.input_quant.set_format(stem_dec)
-
-    def between():
-        fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
-        choose_channels(codec, features)
-
-    return train_in_two_steps("AECNN", task, codec, features, teacher, y, config, progress, checkpoint, loss, between)
+train = two_step_training("AECNN", loss)  # step by step: with the attention, then the kept channels quantized

@@ -22,11 +22,11 @@ from torch import nn
 
 from ..data import to_float
 from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
-from ..layers import SoftQuantizer
+from ..layers import SoftQuantizer, upsampling_decoder
 from ..losses import attributions, distillation
 from ..models import Codec, WireShape
-from ..phases import freeze_int8_stem, train_in_two_steps
-from ..qformat import FakeQuant, fix_conv_format, int8_conv
+from ..phases import two_step_training
+from ..qformat import FakeQuant, int8_conv
 from ..semantic_train import codec_shape
 
 LOCAL_SHARE = 0.2      # share of the extractor's channels kept on the device
@@ -47,14 +47,14 @@ class AgileNN(Codec):
         self.local = nn.Linear(h * w * self.n_local, n_classes)  # on HWC-flattened local channels
         self.quantizer = SoftQuantizer(bits)
         remote = channels - self.n_local
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(remote, width, 2, stride=2), nn.PReLU(width, init=0.25),
-            nn.ConvTranspose2d(width, width, 2, stride=2), nn.PReLU(width, init=0.25),
-            nn.Conv2d(width, feature_channels, 3, padding=1), nn.Softplus(beta=4.0))
+        self.decoder = upsampling_decoder(remote, width, feature_channels)
 
     def extract(self, feature: torch.Tensor) -> torch.Tensor:
         """The extractor's output (NHWC) from the stem feature, in the int8 formats once training fixed them."""
         return int8_conv(self.input_quant, self.conv, self.conv_quant, feature).permute(0, 2, 3, 1)
+
+    def place_levels(self, features: torch.Tensor) -> None:
+        self.quantizer.init_from(self.extract(features[:512])[..., self.n_local:])
 
     def local_logits(self, extracted: torch.Tensor) -> torch.Tensor:
         return self.local(extracted[..., :self.n_local].flatten(1))
@@ -126,14 +126,4 @@ def loss(task, codec: AgileNN, feature: torch.Tensor, teacher: torch.Tensor, lab
             + config.mse_weight * F.mse_loss(restored, feature) + SKEW_WEIGHT * skewness + DISORDER_WEIGHT * disorder)
 
 
-def train(task, codec: AgileNN, x, y, config, progress, checkpoint, calibration, fresh=True) -> list[str]:
-    """In float first, then quantized (phases.train_in_two_steps), on a clean channel."""
-    stem_dec, features, teacher = freeze_int8_stem(task, x, calibration)
-    codec.input_quant.set_format(stem_dec)
-
-    @torch.no_grad()
-    def between():
-        fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
-        codec.quantizer.init_from(codec.extract(features[:512])[..., codec.n_local:])
-
-    return train_in_two_steps("AgileNN", task, codec, features, teacher, y, config, progress, checkpoint, loss, between)
+train = two_step_training("AgileNN", loss)  # on a clean channel

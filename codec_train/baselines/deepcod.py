@@ -15,11 +15,11 @@ from torch import nn
 
 from ..data import to_float
 from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
-from ..layers import SoftQuantizer
+from ..layers import SoftQuantizer, upsampling_decoder
 from ..losses import distillation
 from ..models import Codec, CodecShape
-from ..phases import freeze_int8_stem, train_in_two_steps
-from ..qformat import FakeQuant, fix_conv_format, int8_conv
+from ..phases import two_step_training
+from ..qformat import FakeQuant, int8_conv
 from ..semantic_train import codec_shape
 
 ORTHOGONAL_WEIGHT = 0.1
@@ -51,10 +51,7 @@ class DeepCOD(Codec):
         self.input_quant, self.conv_quant = FakeQuant(), FakeQuant()
         self.conv = nn.Conv2d(c, code, 4, stride=4)
         self.quantizer = SoftQuantizer(shape.bits)
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(code, width, 2, stride=2), nn.PReLU(width, init=0.25), SelfAttention(width),
-            nn.ConvTranspose2d(width, width, 2, stride=2), nn.PReLU(width, init=0.25),
-            nn.Conv2d(width, c, 3, padding=1), nn.Softplus(beta=4.0))
+        self.decoder = upsampling_decoder(code, width, c, after_first=SelfAttention(width))
 
     def analysis(self, feature: torch.Tensor) -> torch.Tensor:
         """The encoder conv's output (NHWC), in the int8 formats once training fixed them."""
@@ -62,6 +59,9 @@ class DeepCOD(Codec):
 
     def decode_values(self, values: torch.Tensor) -> torch.Tensor:
         return self.decoder(values.permute(0, 3, 1, 2))
+
+    def place_levels(self, features: torch.Tensor) -> None:
+        self.quantizer.init_from(self.analysis(features[:512]))
 
     def orthogonality(self) -> torch.Tensor:
         """||W W^T - I||^2 over the conv's rows (one per code channel)."""
@@ -96,14 +96,4 @@ def loss(task, codec: DeepCOD, feature: torch.Tensor, teacher: torch.Tensor, lab
     return loss
 
 
-def train(task, codec: DeepCOD, x, y, config, progress, checkpoint, calibration, fresh=True) -> list[str]:
-    """In float first, then quantized (phases.train_in_two_steps), on a clean channel."""
-    stem_dec, features, teacher = freeze_int8_stem(task, x, calibration)
-    codec.input_quant.set_format(stem_dec)
-
-    @torch.no_grad()
-    def between():
-        fix_conv_format(codec.input_quant, codec.conv, codec.conv_quant, features[:config.calibration_images])
-        codec.quantizer.init_from(codec.analysis(features[:512]))
-
-    return train_in_two_steps("DeepCOD", task, codec, features, teacher, y, config, progress, checkpoint, loss, between)
+train = two_step_training("DeepCOD", loss)  # on a clean channel
