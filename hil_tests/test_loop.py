@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,9 @@ def test_bit_errors_cost_accuracy(run_result):
 
 
 def test_results_json_has_the_contract_fields(run_result, board_config, backend, bundle):
-    path = bundle.path / "results" / f"{board_config.name}-{backend}" / "results.json"
+    path = Path(run_result["run_dir"]) / "results.json"
+    assert path.parent.parent == bundle.path / "results" / f"{board_config.name}-{backend}"
+    assert path.parent.name == run_result["run_id"] and (path.parent.parent / "latest" / "results.json").is_file()
     saved = json.loads(path.read_text())
     assert saved == json.loads(json.dumps(run_result))
     assert saved["bytes_per_image"] == 147 and saved["bundle_hash"] == bundle.hash

@@ -44,3 +44,19 @@ def test_padding_nnom_cannot_express_is_named():
     layer = {"name": "stem.0", "in_shape": [8, 8, 1], "out_shape": [10, 10, 4], "kernel": [3, 3], "stride": [1, 1], "padding": [2, 2]}
     with pytest.raises(SemhilError, match="layer stem.0: padding .* use the standalone backend"):
         nnom_backend._padding_type(layer)
+
+
+def tree_state(folder) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@needs_nnom
+def test_nothing_is_built_inside_nnom_home(tmp_path):
+    """CI points NNOM_HOME at a read-only shared copy: objects and the sizer go to the build folder."""
+    home = nnom_home()
+    before = tree_state(home)
+    task, codec = random_models(0, 1.0, *CASES[0][:2])
+    graph = export_device_graph(task, codec, random_images(0, CASES[0][1]))
+    generate_sources(graph, "0123456789abcdef", "nnom", tmp_path / "model", tmp_path / "sizer")
+    assert _nnom_objects("gcc", [], home, tmp_path / "objects") and any((tmp_path / "sizer").rglob("*.o"))
+    assert tree_state(home) == before

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from semhil.errors import SemhilError
-from semhil.report_page import PLOTS, load_results, write_report
+from semhil.report_page import PLOTS, write_report
+from semhil.store import find_runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BERS = (0.0, 0.001, 0.01, 0.05)
@@ -63,12 +64,13 @@ def report(tmp_path_factory):
     return out, md_path, html_path
 
 
-def test_load_results_takes_files_and_directories_and_skips_other_json(tmp_path):
+def test_find_runs_takes_files_and_directories_and_skips_other_json(tmp_path):
     files = write_runs(tmp_path / "sweep", all_runs())
     (tmp_path / "sweep" / "sweep-plan.json").write_text(json.dumps({"bers": [0, 0.01]}))
     (tmp_path / "sweep" / "notes.txt").write_text("not read")
-    runs = load_results([tmp_path / "sweep", files[0]])  # files[0] is also in the directory: counted once
-    assert len(runs) == 4
+    found = find_runs([tmp_path / "sweep", files[0]])  # files[0] is also in the directory: counted once
+    runs = found.runs
+    assert len(runs) == 4 and found.warnings == []
     assert {(r["bundle"], r["board"]) for r in runs} == {(r["bundle"], r["board"]) for r in all_runs()}
 
 
@@ -77,19 +79,31 @@ def test_load_results_takes_files_and_directories_and_skips_other_json(tmp_path)
     (json.dumps({"board": "native", "results": []}), "is not a results JSON of `semhil run`"),
     (json.dumps([1, 2, 3]), "is not a results JSON of `semhil run`"),
 ])
-def test_load_results_refuses_a_file_that_is_not_a_run(tmp_path, content, message):
+def test_find_runs_refuses_a_file_that_is_not_a_run(tmp_path, content, message):
     path = tmp_path / "results.json"
     path.write_text(content)
     with pytest.raises(SemhilError) as e:
-        load_results([path])
+        find_runs([path])
     assert message in str(e.value) and str(path) in str(e.value)
     assert "give the files `semhil run --json` or `semhil sweep` write" in str(e.value)
 
 
-def test_load_results_refuses_a_directory_without_runs(tmp_path):
+@pytest.mark.parametrize("content,message", [
+    ("this is not json {", "is not a results JSON (not JSON"),
+    (json.dumps({"board": "native", "results": []}), "is not a results JSON of `semhil run` (it lacks bundle, device)"),
+])
+def test_a_damaged_file_beside_runs_is_named_and_skipped(tmp_path, content, message):
+    write_runs(tmp_path, all_runs())
+    (tmp_path / "broken.json").write_text(content)
+    found = find_runs([tmp_path])
+    assert len(found.runs) == 4
+    assert len(found.warnings) == 1 and message in found.warnings[0] and str(tmp_path / "broken.json") in found.warnings[0]
+
+
+def test_find_runs_refuses_a_directory_without_runs(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"something": "else"}))
-    with pytest.raises(SemhilError, match=r"has no results JSON directly in it: give the files `semhil run --json`") as e:
-        load_results([tmp_path])
+    with pytest.raises(SemhilError, match=r"has no results JSON in it. give the files `semhil run --json`") as e:
+        find_runs([tmp_path])
     assert str(tmp_path) in str(e.value)
 
 
@@ -97,8 +111,9 @@ def test_markdown_has_the_tables_and_existing_plots(report):
     out, md_path, _ = report
     text = md_path.read_text()
     assert text.startswith("# Split inference <lab> & bench\n")
-    assert "| model | board | backend | flash KB | RAM KB | stack KB | latency | B/image | BER 0 % | BER 0.1 % | BER 1 % | BER 5 % |" in text
-    assert "| tiny | qemu-stm32f405 | standalone | 8.8 | 16.6 | 0.4 | 987,488 instr | 96 | 97.0 % | 96.6 % | 93.0 % | 77.0 % |" in text
+    assert ("| started (UTC) | model | board | backend | images | flash KB | RAM KB | stack KB | latency | B/image | "
+            "BER 0 % | BER 0.1 % | BER 1 % | BER 5 % |") in text
+    assert "| - | tiny | qemu-stm32f405 | standalone | 1,000 | 8.8 | 16.6 | 0.4 | 987,488 instr | 96 | 97.0 % | 96.6 % | 93.0 % | 77.0 % |" in text
     assert "| paper | nucleo-f446re | standalone |" in text and " cyc | 768 |" in text
     assert "## Accuracy against BER, channel iid" in text and "## Accuracy against BER, channel gilbert-elliott" in text
     assert "| tiny · qemu-stm32f405 · standalone | 89.0 % |" in text  # gilbert-elliott at mean BER 1 %

@@ -61,6 +61,8 @@ def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str
     with progress_bar() as progress:
         result = run_on_board(bundle, board, options, json_path, progress)
     print_run(result, board, console)
+    console.print(f"results: {result['run_dir']}/results.json (a folder of this run's own; the latest run of "
+                  f"{board.name} with {backend}: {Path(result['run_dir']).parent / 'latest'}/)")
     return result
 
 
@@ -99,7 +101,7 @@ def demo(board: str, backend: str, images: int, ber: str, json_path: Path | None
     with progress_bar() as progress:
         bundle = cached_bundle(PRESETS["demo"], RUNS_DIR, "demo", progress)
     console.print(f"bundle {bundle.path} (hash {bundle.hash})")
-    _run(bundle.path, board, backend, images, ber, json_path or bundle.path / "results" / f"demo-{board}.json", probe_serial, map_path)
+    _run(bundle.path, board, backend, images, ber, json_path, probe_serial, map_path)
 
 
 @cli.command()
@@ -117,8 +119,9 @@ def demo(board: str, backend: str, images: int, ber: str, json_path: Path | None
                                          "(e.g. rfc2217://rig2:2217 from `semhil serve`): not started, flashed or reset")
 def run(bundle: Path, board: str, backend: str, images: int, ber: str, channel_specs: tuple[str, ...], pilots_spec: str | None,
         json_path: Path | None, probe_serial: str | None, map_path: Path | None, port_url: str | None) -> None:
-    """Run BUNDLE on a board and score it; prints a table and writes the results JSON. A silicon
-    board is flashed through its ST-LINK first."""
+    """Run BUNDLE on a board and score it; prints a table and writes the results JSON into a folder of
+    the run's own, BUNDLE/results/<board>-<backend>/<run id>/ (and to --json). A silicon board is
+    flashed through its ST-LINK first."""
     _run(bundle, board, backend, images, ber, json_path, probe_serial, map_path, port_url, channel_specs, pilots_spec)
 
 
@@ -155,11 +158,14 @@ def build(bundle: Path, board: str, backend: str) -> None:
 @cli.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def table(results: tuple[Path, ...]) -> None:
-    """One table of several runs' results JSONs (semhil run --json, or a folder of them such as a sweep's):
-    model x board -> flash, RAM, stack, device latency, bytes per image, accuracy at BER 0 and 1 %."""
-    from .report import summary_table
-    from .report_page import load_results
-    console.print(summary_table(load_results(results)))
+    """One table of several runs' results JSONs (semhil run --json, or a folder of them such as
+    <bundle>/results or a sweep's), newest first: when, images, flash, RAM, stack, device latency,
+    bytes per image, accuracy at BER 0 and 1 %. Files that cannot be read are named and skipped."""
+    from .report import print_warnings, summary_table
+    from .store import find_runs
+    found = find_runs(results)
+    console.print(summary_table(found.runs))
+    print_warnings(found.warnings, console)
 
 
 @cli.command()

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomli_w
 from serial.tools import list_ports
 
 from .boards import FLASH_TOOLS, Board, board_names, load_board
@@ -96,22 +96,14 @@ MAP_HEADER = """\
 """
 
 
-def _toml_string(value: str) -> str:
-    return json.dumps(value)  # JSON's string escapes are a subset of TOML's basic strings
-
-
 def write_hardware_map(path: Path, entries: list[HardwareMapEntry]) -> None:
-    lines = [MAP_HEADER]
+    parts = [MAP_HEADER]
     for entry in entries:
-        lines.append("[[board]]")
-        if entry.comment:
-            lines += [f"# {line}" for line in entry.comment.splitlines()]
-        lines.append(f"name = {_toml_string(entry.name)}")
-        for key in ("probe_serial", "port", "tool", "reset"):
-            if getattr(entry, key) is not None:
-                lines.append(f"{key} = {_toml_string(getattr(entry, key))}")
-        lines.append("")
-    Path(path).write_text("\n".join(lines))
+        table = {key: getattr(entry, key) for key in MAP_KEYS if getattr(entry, key) is not None}
+        parts.append("\n[[board]]\n")  # tomli-w would write a short table inline, with no room for the comment
+        parts += [f"# {line}\n" for line in entry.comment.splitlines()]
+        parts.append(tomli_w.dumps(table))
+    Path(path).write_text("".join(parts))
 
 
 def read_hardware_map(path: Path) -> list[HardwareMapEntry]:

@@ -1,4 +1,7 @@
-"""`semhil bench kernels`: the device half's cost per MAC on one board, per backend, in one run."""
+"""`semhil bench kernels`: the device half's cost per MAC on one board, per backend, in one run.
+
+Each bench writes into a folder of its own, <bundle>/bench/kernels/<run id>/: kernels.json and one
+run folder per backend. It never touches the runs in <bundle>/results/."""
 from __future__ import annotations
 
 import json
@@ -10,6 +13,7 @@ from rich.table import Table
 from .boards import load_board
 from .channel import IidChannel
 from .session import RunOptions, run_on_board
+from .store import mark_latest, new_run_dir
 
 
 def run_kernel_bench(bundle_path: Path | None, board_name: str, images: int, json_path: Path | None, console, progress_bar) -> dict:
@@ -22,7 +26,9 @@ def run_kernel_bench(bundle_path: Path | None, board_name: str, images: int, jso
         console.print("NNOM_HOME is not set: measuring the standalone backend only (see README, NNoM)")
     with progress_bar() as progress:
         bundle = load_bundle(bundle_path) if bundle_path else cached_bundle(PRESETS["demo"], RUNS_DIR, "demo", progress)
-        runs = {backend: run_on_board(bundle, board, RunOptions(n_images=images, channels=(IidChannel(0.0),), backend=backend), progress=progress)
+        bench_dir = new_run_dir(bundle.path / "bench" / "kernels")
+        runs = {backend: run_on_board(bundle, board, RunOptions(n_images=images, channels=(IidChannel(0.0),), backend=backend),
+                                      progress=progress, out_dir=bench_dir / f"{board.name}-{backend}")
                 for backend in backends}
     figures = {}
     for backend, result in runs.items():
@@ -46,11 +52,15 @@ def run_kernel_bench(bundle_path: Path | None, board_name: str, images: int, jso
             ("flash", lambda f: f"{f['flash_bytes']:,} B"), ("codes equal to the simulator", lambda f: f"{f['bit_exact_fraction'] * 100:.0f} %")]
     for name, cell in rows:
         table.add_row(name, *(cell(f) for f in figures.values()))
-    out = {"board": board.name, "bundle_hash": bundle.hash, "images": images, "backends": figures}
+    out = {"board": board.name, "bundle_hash": bundle.hash, "images": images, "bench_dir": str(bench_dir), "backends": figures}
     if "nnom" in figures:
         out["standalone_over_nnom"] = figures["standalone"]["per_mac"] / figures["nnom"]["per_mac"]
         table.caption = f"standalone / NNoM local backend: {out['standalone_over_nnom']:.2f}x the {unit} per MAC"
     console.print(table)
+    text = json.dumps(out, indent=2)
+    (bench_dir / "kernels.json").write_text(text)
+    mark_latest(bench_dir)
+    console.print(f"figures in {bench_dir / 'kernels.json'}")
     if json_path:
-        json_path.write_text(json.dumps(out, indent=2))
+        json_path.write_text(text)
     return out

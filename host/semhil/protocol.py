@@ -11,6 +11,8 @@ import time
 import zlib
 from dataclasses import dataclass
 
+from cobs import cobs
+
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct("<BBHH")
 CRC_BYTES = 4
@@ -62,35 +64,16 @@ class InferResult:
 
 def cobs_encode(data: bytes) -> bytes:
     """COBS without the trailing 0x00 (a full block of 254 bytes at the end gets no empty block after it)."""
-    out = bytearray([0])
-    code_at, code = 0, 1
-    for i, byte in enumerate(data):
-        if byte:
-            out.append(byte)
-            code += 1
-        if not byte or (code == 0xFF and i + 1 < len(data)):
-            out[code_at] = code
-            code_at, code = len(out), 1
-            out.append(0)
-    out[code_at] = code
-    return bytes(out)
+    return cobs.encode(data)
 
 
 def cobs_decode(data: bytes) -> bytes:
     if not data:
         raise FrameError("bad COBS: empty", ErrorCode.BAD_COBS)
-    out = bytearray()
-    i = 0
-    while i < len(data):
-        code = data[i]
-        block = data[i + 1:i + code]
-        if code == 0 or len(block) != code - 1 or 0 in block:
-            raise FrameError(f"bad COBS at byte {i}", ErrorCode.BAD_COBS)
-        out += block
-        i += code
-        if code != 0xFF and i < len(data):
-            out.append(0)
-    return bytes(out)
+    try:
+        return cobs.decode(data)
+    except cobs.DecodeError as e:
+        raise FrameError(f"bad COBS: {e}", ErrorCode.BAD_COBS) from None
 
 
 def encode_frame(type: int, seq: int, payload: bytes = b"") -> bytes:

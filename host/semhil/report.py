@@ -1,8 +1,6 @@
 """Human-readable tables of a run's results JSON."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.console import Console, Group
 from rich.table import Table
 
@@ -76,18 +74,26 @@ def firmware_table(firmware, plan) -> Table:
 
 
 def summary_table(results: list[dict]) -> Table:
-    """One row per run (model x board): memory, device latency, bytes per image, accuracy at BER 0 and 1 %."""
+    """One row per run (model x board), in the order given: when, how many images, memory, device latency,
+    bytes per image, accuracy at BER 0 and 1 %."""
+    from .report_page import RunNames, started_utc
+    names = RunNames(results)
     table = Table(title=f"models x boards, {len(results)} run(s)", caption="memory in KB; latency: median after warm-up")
-    for name in ("model", "board", "backend", "flash", "RAM", "stack", "latency", "B/image", "BER 0", "BER 1 %"):
-        table.add_column(name, justify="left" if name in ("model", "board", "backend") else "right")
-    for r in sorted(results, key=lambda r: (r["bundle"], r["board"], r["backend"])):
+    for name in ("started (UTC)", "model", "board", "backend", "images", "flash", "RAM", "stack", "latency", "B/image", "BER 0", "BER 1 %"):
+        table.add_column(name, justify="left" if name in ("started (UTC)", "model", "board", "backend") else "right")
+    for r in results:
         dev, lat = r["device"], r["device"]["latency"]
         accuracy = {row["ber"]: row["accuracy"] for row in r["results"] if row["channel"] == "iid"}
-        table.add_row(Path(r["bundle"]).name, r["board"], r["backend"], *(f"{dev[k] / 1024:.1f}" for k in
-                      ("flash_bytes", "ram_static_bytes", "stack_peak_bytes")),
+        table.add_row(started_utc(r), names.model(r), r["board"], r["backend"], f"{r['n_images']:,}",
+                      *(f"{dev[k] / 1024:.1f}" for k in ("flash_bytes", "ram_static_bytes", "stack_peak_bytes")),
                       f"{lat['median']:,.0f} {UNIT_SHORT.get(lat['unit'], lat['unit'])}", str(r["bytes_per_image"]),
                       *(f"{accuracy[b] * 100:.1f} %" if b in accuracy else "-" for b in (0.0, 0.01)))
     return table
+
+
+def print_warnings(warnings, console: Console) -> None:
+    for warning in warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def print_run(result: dict, board, console: Console | None = None) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
-import json
+import time
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -11,9 +11,8 @@ from matplotlib.ticker import FuncFormatter
 
 from .errors import SemhilError
 from .report import UNIT_SHORT
+from .store.catalog import EXPECTED
 
-RUN_KEYS = {"board", "bundle", "device", "results"}
-EXPECTED = "give the files `semhil run --json` or `semhil sweep` write, or a directory of them"
 PLOTS = {  # plot id -> (file, alt text)
     "plot-accuracy-ber": ("accuracy_ber.png", "accuracy against bit error rate, per channel"),
     "plot-bytes-accuracy": ("bytes_accuracy.png", "accuracy against bytes per image, at BER 0 and the highest common BER"),
@@ -22,55 +21,37 @@ PLOTS = {  # plot id -> (file, alt text)
 }
 
 
-def _read_run(path: Path) -> dict | None:
-    """The results JSON in path, or None when it is JSON of another kind."""
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SemhilError(f"{path} is not a results JSON (not JSON: {e}): {EXPECTED}") from None
-    except OSError as e:
-        raise SemhilError(f"cannot read {path} ({e.strerror}): {EXPECTED}") from None
-    return data if isinstance(data, dict) and RUN_KEYS.issubset(data) else None
-
-
-def _runs_in(path: Path) -> list[tuple[Path, dict]]:
-    if not path.is_dir():
-        run = _read_run(path)
-        if run is None:
-            raise SemhilError(f"{path} is not a results JSON of `semhil run` (it needs {', '.join(sorted(RUN_KEYS))}): {EXPECTED}")
-        return [(path, run)]
-    runs = [(f, run) for f in sorted(path.glob("*.json")) if f.is_file() and (run := _read_run(f)) is not None]
-    if not runs:
-        raise SemhilError(f"{path} has no results JSON directly in it: {EXPECTED}")
-    return runs
-
-
-def load_results(paths) -> list[dict]:
-    """The runs in each path: a results JSON file, or a directory whose *.json run results are taken
-    (its other JSON files are skipped). A file given twice (itself and in its directory) counts once."""
-    results: dict[Path, dict] = {}
-    for path in map(Path, paths):
-        for file, run in _runs_in(path):
-            results.setdefault(file.resolve(), run)
-    return list(results.values())
-
-
 def _model_key(r: dict) -> tuple[str, str]:
     return Path(r["bundle"]).name, r.get("bundle_hash", "")
 
 
-def model_names(results: list[dict]) -> dict[tuple[str, str], str]:
-    """(bundle folder name, hash) -> model name: the bundle folder's name, with the hash when two bundles share a name."""
-    hashes_of: dict[str, set[str]] = {}
-    for name, bundle_hash in map(_model_key, results):
-        hashes_of.setdefault(name, set()).add(bundle_hash)
-    return {(name, h): name if len(hashes) == 1 else f"{name} ({h[:8]})" for name, hashes in hashes_of.items() for h in hashes}
+def started_utc(r: dict) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["started"])) if "started" in r else "-"
 
 
-def run_label(r: dict, names: dict) -> str:
-    """model · board · backend, and where the decoder's BER came from pilots, how many."""
-    pilots = next((row["pilot_bits"] for row in r["results"] if row.get("ber_source") == "pilots"), None)
-    return f"{names[_model_key(r)]} · {r['board']} · {r['backend']}" + (f" · BER from {pilots} pilots" if pilots else "")
+class RunNames:
+    """What the pages call each model and run: the bundle folder's name (with the hash where two bundles
+    share a name); a run is model · board · backend, with its start time where that is not enough."""
+
+    def __init__(self, results: list[dict]):
+        hashes_of: dict[str, set[str]] = {}
+        for name, bundle_hash in map(_model_key, results):
+            hashes_of.setdefault(name, set()).add(bundle_hash)
+        self.models = {(name, h): name if len(hashes) == 1 else f"{name} ({h[:8]})" for name, hashes in hashes_of.items() for h in hashes}
+        triples = [self._triple(r) for r in results]
+        self.repeated = {t for t in triples if triples.count(t) > 1}
+
+    def _triple(self, r: dict) -> tuple[str, str, str]:
+        return self.model(r), r["board"], r["backend"]
+
+    def model(self, r: dict) -> str:
+        return self.models[_model_key(r)]
+
+    def run(self, r: dict) -> str:
+        """model · board · backend, and where the decoder's BER came from pilots, how many."""
+        pilots = next((row["pilot_bits"] for row in r["results"] if row.get("ber_source") == "pilots"), None)
+        label = " · ".join(self._triple(r)) + (f" · BER from {pilots} pilots" if pilots else "")
+        return label + (f" · {started_utc(r)}" if self._triple(r) in self.repeated else "")
 
 
 def ber_label(ber: float) -> str:
@@ -99,11 +80,11 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def tick_label(r: dict, names: dict) -> str:
-    return run_label(r, names).replace(" · ", "\n")
+def tick_label(r: dict, names: RunNames) -> str:
+    return names.run(r).replace(" · ", "\n")
 
 
-def plot_accuracy_ber(results: list[dict], names: dict, path: Path) -> Path:
+def plot_accuracy_ber(results: list[dict], names: RunNames, path: Path) -> Path:
     channels = channels_of(results) or ["iid"]  # an empty panel rather than none
     fig = Figure(figsize=(9, 5 * len(channels)), layout="constrained")
     for ax, channel in zip(fig.subplots(len(channels), 1, squeeze=False)[:, 0], channels, strict=True):
@@ -111,7 +92,7 @@ def plot_accuracy_ber(results: list[dict], names: dict, path: Path) -> Path:
             points = sorted(accuracy_by_ber(r, channel).items())
             if points:
                 ax.plot([b * 100 for b, _ in points], [a * 100 for _, a in points], color=f"C{i}", linestyle=LINES[i % len(LINES)],
-                        marker=MARKERS[i % len(MARKERS)], alpha=0.85, label=f"{run_label(r, names)} · {r['bytes_per_image']:,} B/image")
+                        marker=MARKERS[i % len(MARKERS)], alpha=0.85, label=f"{names.run(r)} · {r['bytes_per_image']:,} B/image")
         bers = [b * 100 for b in bers_of(results, channel)]
         ax.set_xscale("symlog", linthresh=min([b for b in bers if b > 0], default=0.1))  # linear near 0: BER 0 is on the axis
         ax.set_xticks(bers, [f"{b:g}" for b in bers])
@@ -121,7 +102,7 @@ def plot_accuracy_ber(results: list[dict], names: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_bytes_accuracy(results: list[dict], names: dict, path: Path) -> Path:
+def plot_bytes_accuracy(results: list[dict], names: RunNames, path: Path) -> Path:
     common = set.intersection(*(set(accuracy_by_ber(r, "iid")) for r in results))
     highest = max(common, default=0.0)
     fig = Figure(figsize=(10, 6), layout="constrained")
@@ -130,7 +111,7 @@ def plot_bytes_accuracy(results: list[dict], names: dict, path: Path) -> Path:
         labels_at: dict[tuple[float, float], list[str]] = {}  # runs on the same point share one label
         for r in results:
             if ber in (accuracy := accuracy_by_ber(r, "iid")):
-                labels_at.setdefault((r["bytes_per_image"], accuracy[ber] * 100), []).append(run_label(r, names))
+                labels_at.setdefault((r["bytes_per_image"], accuracy[ber] * 100), []).append(names.run(r))
         ax.scatter([x for x, _ in labels_at], [y for _, y in labels_at], marker=marker, s=70, label=f"BER {ber_label(ber)}")
         for point, labels in labels_at.items():
             ax.annotate("\n".join(labels), point, xytext=(6, 4), textcoords="offset points", fontsize="x-small")
@@ -140,7 +121,7 @@ def plot_bytes_accuracy(results: list[dict], names: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_latency(results: list[dict], names: dict, path: Path) -> Path:
+def plot_latency(results: list[dict], names: RunNames, path: Path) -> Path:
     units = sorted({r["device"]["latency"]["unit"] for r in results})
     fig = Figure(figsize=(max(9, 2 * len(results)), 5 * len(units)), layout="constrained")
     for ax, unit in zip(fig.subplots(len(units), 1, squeeze=False)[:, 0], units, strict=True):
@@ -155,7 +136,7 @@ def plot_latency(results: list[dict], names: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_memory(results: list[dict], names: dict, path: Path) -> Path:
+def plot_memory(results: list[dict], names: RunNames, path: Path) -> Path:
     kinds = {"flash_bytes": "flash", "ram_static_bytes": "static RAM", "stack_peak_bytes": "stack peak"}
     fig = Figure(figsize=(max(9, 2 * len(results)), 5), layout="constrained")
     ax = fig.subplots()
@@ -169,28 +150,33 @@ def plot_memory(results: list[dict], names: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def summary_rows(results: list[dict], names: dict, bers: list[float]) -> list[list[str]]:
+def summary_rows(results: list[dict], names: RunNames, bers: list[float]) -> list[list[str]]:
     rows = []
     for r in results:
         dev, lat, accuracy = r["device"], r["device"]["latency"], accuracy_by_ber(r, "iid")
-        rows.append([names[_model_key(r)], r["board"], r["backend"],
+        rows.append([started_utc(r), names.model(r), r["board"], r["backend"], f"{r['n_images']:,}",
                      *(f"{dev[k] / 1024:.1f}" for k in ("flash_bytes", "ram_static_bytes", "stack_peak_bytes")),
                      f"{lat['median']:,.0f} {UNIT_SHORT.get(lat['unit'], lat['unit'])}", str(r["bytes_per_image"]),
                      *(f"{accuracy[b] * 100:.1f} %" if b in accuracy else "-" for b in bers)])
     return rows
 
 
-def report_blocks(results: list[dict], title: str, plots: dict[str, Path]) -> list[tuple]:
-    """The page as blocks, rendered as Markdown or HTML: ("h1"|"h2"|"p", text), ("table", header, rows), ("plot", id, path)."""
-    names = model_names(results)
+SUMMARY_HEADER = ["started (UTC)", "model", "board", "backend", "images", "flash KB", "RAM KB", "stack KB", "latency", "B/image"]
+
+
+def report_blocks(results: list[dict], title: str, plots: dict[str, Path], warnings=()) -> list[tuple]:
+    """The page as blocks, rendered as Markdown or HTML: ("h1"|"h2"|"p", text), ("list", items),
+    ("table", header, rows), ("plot", id, path)."""
+    names = RunNames(results)
     iid_bers = bers_of(results, "iid")
-    blocks: list[tuple] = [("h1", title), ("p", f"{len(results)} run(s). Memory in KB; latency: device median after warm-up; "
-                                                 "accuracy: top-1 on the board's codes through the channel.")]
-    blocks.append(("table", ["model", "board", "backend", "flash KB", "RAM KB", "stack KB", "latency", "B/image",
-                             *(f"BER {ber_label(b)}" for b in iid_bers)], summary_rows(results, names, iid_bers)))
+    blocks: list[tuple] = [("h1", title), ("p", f"{len(results)} run(s), in the order given (a folder's: newest first). Memory in KB; "
+                                                 "latency: device median after warm-up; accuracy: top-1 on the board's codes through the channel.")]
+    if warnings:
+        blocks += [("h2", "Warnings"), ("list", list(warnings))]
+    blocks.append(("table", [*SUMMARY_HEADER, *(f"BER {ber_label(b)}" for b in iid_bers)], summary_rows(results, names, iid_bers)))
     for channel in channels_of(results):
         bers = bers_of(results, channel)
-        rows = [[run_label(r, names), *(f"{a[b] * 100:.1f} %" if b in (a := accuracy_by_ber(r, channel)) else "-" for b in bers)]
+        rows = [[names.run(r), *(f"{a[b] * 100:.1f} %" if b in (a := accuracy_by_ber(r, channel)) else "-" for b in bers)]
                 for r in results]
         blocks += [("h2", f"Accuracy against BER, channel {channel}"), ("table", ["run", *map(ber_label, bers)], rows)]
     blocks.append(("h2", "Plots"))
@@ -208,6 +194,8 @@ def to_markdown(blocks: list[tuple]) -> str:
         if kind == "table":
             header, rows = rest
             lines += [_md_row(header), "|" + "---|" * len(header), *map(_md_row, rows)]
+        elif kind == "list":
+            lines += [f"- {item}" for item in rest[0]]
         elif kind == "plot":
             lines.append(f"![{PLOTS[rest[0]][1]}]({rest[1].name})")
         else:
@@ -232,6 +220,8 @@ def to_html(blocks: list[tuple]) -> str:
             cells = ["<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
             cells += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
             parts.append("<table>\n" + "\n".join(cells) + "\n</table>")
+        elif kind == "list":
+            parts.append("<ul>\n" + "\n".join(f"<li>{html.escape(item)}</li>" for item in rest[0]) + "\n</ul>")
         elif kind == "plot":
             data = base64.b64encode(rest[1].read_bytes()).decode("ascii")
             parts.append(f'<img class="plot" id="{rest[0]}" alt="{html.escape(PLOTS[rest[0]][1])}" src="data:image/png;base64,{data}">')
@@ -242,18 +232,18 @@ def to_html(blocks: list[tuple]) -> str:
             "<body>\n" + "\n".join(parts) + "\n</body>\n</html>\n")
 
 
-def write_report(results: list[dict], out_dir, title: str = "semhil report") -> tuple[Path, Path]:
-    """Write the plots (PNG), report.md and a self-contained report.html into out_dir; return the two pages' paths."""
+def write_report(results: list[dict], out_dir, title: str = "semhil report", warnings=()) -> tuple[Path, Path]:
+    """Write the plots (PNG), report.md and a self-contained report.html of results (in their order) into
+    out_dir, with the warnings (files skipped, runs unfinished) near the top; return the two pages' paths."""
     if not results:
         raise SemhilError(f"no runs to report: {EXPECTED}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = sorted(results, key=lambda r: (*_model_key(r), r["board"], r["backend"]))
-    names = model_names(results)
+    names = RunNames(results)
     plotters = {"plot-accuracy-ber": plot_accuracy_ber, "plot-bytes-accuracy": plot_bytes_accuracy,
                 "plot-latency": plot_latency, "plot-memory": plot_memory}
     plots = {plot_id: plot(results, names, out_dir / PLOTS[plot_id][0]) for plot_id, plot in plotters.items()}
-    blocks = report_blocks(results, title, plots)
+    blocks = report_blocks(results, title, plots, warnings)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text(to_markdown(blocks))
     html_path.write_text(to_html(blocks))

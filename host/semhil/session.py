@@ -1,8 +1,9 @@
 """One run of a bundle on a board: build, start, check the firmware's bundle hash, send the test
 images, check every code against the int8 simulator, then score the codes through the channel.
 
-Per-image records are appended to <bundle>/results/<board>-<backend>/images.jsonl as they arrive,
-so a crash loses at most the image in flight.
+Each run writes into a folder of its own, <bundle>/results/<board>-<backend>/<run id>/ (semhil.store):
+per-image records are appended to images.jsonl there as they arrive, so a crash loses at most the
+image in flight; results.json follows, and `latest` beside the folder then points at it.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .jsonl import append_line, read_whole_lines
 from .model_report import layer_rows
 from .runners import open_board
 from .scoring import score
+from .store import mark_latest, new_run_dir, new_run_id, write_atomically
 
 DEFAULT_CHANNELS = tuple(IidChannel(ber) for ber in DEFAULT_BERS)
 
@@ -106,8 +108,8 @@ def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np
 def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | None = None,
                  progress: Progress | None = None, firmware: Firmware | None = None, process=None,
                  out_dir: Path | None = None) -> dict:
-    """process: a board already started with this firmware (e.g. the pytest plugin's); out_dir: where the
-    image log and results.json go (default <bundle>/results/<board>-<backend>/)."""
+    """process: a board already started with this firmware (e.g. the pytest plugin's); out_dir: the run's
+    folder for its image log and results.json (default: a new <bundle>/results/<board>-<backend>/<run id>/)."""
     started = time.time()
     data = load_dataset(bundle.config["dataset"], bundle.config.get("image_size"))
     if not 0 < options.n_images <= len(data.x_test):
@@ -115,8 +117,12 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     images, labels = data.x_test[:options.n_images], data.y_test[:options.n_images]
     firmware = firmware or build_firmware(bundle, board, options.backend)
     _, expected = run_graph(bundle.graph, images)
-    out_dir = Path(out_dir or bundle.path / "results" / f"{board.name}-{options.backend}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir is None:
+        out_dir = new_run_dir(bundle.path / "results" / f"{board.name}-{options.backend}")
+        run_id, latest = out_dir.name, True
+    else:
+        out_dir, run_id, latest = Path(out_dir), new_run_id(), False
+        out_dir.mkdir(parents=True, exist_ok=True)
     with nullcontext(process) if process else open_board(board, firmware.path, options.probe, options.port_url) as process:
         with Dut(process.port, board.name, baud=board.uart_baud, reset=process.restart) as dut:
             info = dut.wait_ready()
@@ -132,6 +138,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     code_bytes = bundle.graph["code_bytes"]
     rows, task_accuracy = score(bundle, images, labels, payloads, options.channels, options.seed, options.pilots)
     result = {
+        "run_id": run_id, "run_dir": str(out_dir), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "board": board.name, "bundle": str(bundle.path), "bundle_hash": bundle.hash, "backend": options.backend,
         "n_images": len(records), "bytes_per_image": code_bytes,
         "bit_exact_fraction": float(np.mean([r["bit_exact"] for r in records])),
@@ -151,7 +158,9 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
         "started": started, "seconds": round(time.time() - started, 2),
     }
     text = json.dumps(result, indent=2)
-    (out_dir / "results.json").write_text(text)
+    write_atomically(out_dir / "results.json", text)
+    if latest:
+        mark_latest(out_dir)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(text)

@@ -10,7 +10,6 @@ sweep resumes where it stopped and ends with the results an uninterrupted one wo
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from .discovery import how_to_reach
 from .errors import SemhilError
 from .jsonl import append_line, read_whole_lines
 from .session import RunOptions, run_on_board
+from .store import write_atomically
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,6 @@ def start(plan: SweepPlan, out: Path, resume: bool) -> None:
     else:
         out.mkdir(parents=True, exist_ok=True)
         plan_path.write_text(json.dumps(asdict(plan), indent=2))
-
-
-def write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def run_sweep(plan: SweepPlan, bundles: list, out: Path, resume: bool, progress: Progress, map_path: Path | None = None) -> list[dict]:
