@@ -29,8 +29,10 @@ class GDN(nn.Module):
         return self.gamma_raw ** 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = x.shape[1]
-        norm = F.conv2d(x * x, self.gamma().view(c, c, 1, 1), self.beta())
+        # beta_i + sum_j gamma_ij x_j^2 as a matmul over the channels, on a channels-last view: the activations
+        # here are channels-last (to_float's permute), where this reads x without a copy and runs several times
+        # faster on a CPU than the same sum as a 1x1 convolution (training's forward and backward take as long).
+        norm = F.linear((x * x).movedim(1, -1), self.gamma(), self.beta()).movedim(-1, 1)
         return x * torch.sqrt(norm) if self.inverse else x / torch.sqrt(norm)
 
 

@@ -8,6 +8,7 @@ from semhil.errors import SemhilError
 from .codes import pack_symbols
 
 GRAPH_FORMAT = 2  # the device graph format this simulator (and the code generators) read
+SIMULATE_CHUNK = 256  # images simulated at a time: its int64 intermediates grow with the images (and run faster in cache)
 
 
 def conv2d_s8(x: np.ndarray, layer: dict) -> np.ndarray:
@@ -124,13 +125,19 @@ def check_graph_format(graph: dict, whose: str = "the bundle") -> None:
                           f"{GRAPH_FORMAT}: train the bundle again")
 
 
-def run_graph(graph: dict, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def run_graph(graph: dict, images: np.ndarray, chunk: int = SIMULATE_CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """images: (N, H, W, C) uint8. Returns (symbols (N, H, W, C) as the packer takes them, payloads
-    (N, code_bytes + side_bytes) uint8: the packed code, then the side bytes).
+    (N, code_bytes + side_bytes) uint8: the packed code, then the side bytes), `chunk` images at a time
+    (every layer works on each image alone, so the chunk changes nothing but the memory it takes).
     The device takes pixel >> 1 as int8, or with `raw_pixels` the uint8 pixels themselves."""
     if tuple(images.shape[1:]) != tuple(graph["input"]["shape"]):
         raise ValueError(f"images are {images.shape[1:]}, the graph takes {graph['input']['shape']}")
     check_graph_format(graph)
+    parts = [run_graph_chunk(graph, images[start:start + chunk]) for start in range(0, max(len(images), 1), chunk)]
+    return np.concatenate([symbols for symbols, _ in parts]), np.concatenate([payloads for _, payloads in parts])
+
+
+def run_graph_chunk(graph: dict, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     *body, pack = graph["layers"]
     pixels = images if graph["input"].get("raw_pixels") else (images >> 1).astype(np.int8)
     symbols, side = run_layers(body, pixels)

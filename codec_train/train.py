@@ -20,7 +20,7 @@ from semhil.errors import SemhilError
 
 from .data import Dataset, load_dataset, to_float
 from .codes import entropy_coded_bytes, pack_symbols
-from .edge import predict_through_channel
+from .edge import map_batches, predict_through_channel
 from .export import export_device_graph
 from .checkpoint import Checkpoint
 from .phases import run_phase
@@ -102,24 +102,35 @@ def train_task(task: SplitModel, codec: Codec, x: torch.Tensor, y: torch.Tensor,
     task.eval()
 
 
-@torch.no_grad()
+FLOAT_BATCH = 256  # images per call of the float device half or the task CNN
+
+
 def float_symbols(task: SplitModel, codec: Codec, images: np.ndarray) -> np.ndarray:
     """Sent symbols (N, h, w, C) from the float device half: the reference the int8 one approximates."""
-    return torch.cat([codec.float_symbols(task, images[i:i + 256]) for i in range(0, len(images), 256)]).numpy().astype(np.uint8)
+    @torch.no_grad()
+    def symbols_of(start: int) -> np.ndarray:
+        return codec.float_symbols(task, images[start:start + FLOAT_BATCH]).numpy().astype(np.uint8)
+
+    return np.concatenate(map_batches(symbols_of, len(images), FLOAT_BATCH))
 
 
-@torch.no_grad()
 def float_payloads(task: SplitModel, codec: Codec, images: np.ndarray) -> np.ndarray:
     """What the float device half reports per image: the packed code, then the side bytes."""
-    side = np.concatenate([codec.float_side(task, images[i:i + 256]) for i in range(0, len(images), 256)])
-    return np.concatenate([pack_symbols(float_symbols(task, codec, images), codec.shape.bits), side], axis=1)
+    @torch.no_grad()
+    def payloads_of(start: int) -> np.ndarray:
+        part = images[start:start + FLOAT_BATCH]
+        symbols = codec.float_symbols(task, part).numpy().astype(np.uint8)
+        return np.concatenate([pack_symbols(symbols, codec.shape.bits), codec.float_side(task, part)], axis=1)
+
+    return np.concatenate(map_batches(payloads_of, len(images), FLOAT_BATCH))
 
 
-@torch.no_grad()
 def accuracy(task: SplitModel, images: np.ndarray, labels: np.ndarray) -> float:
-    x = to_float(images)
-    preds = torch.cat([task(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]).numpy()
-    return float((preds == labels).mean())
+    @torch.no_grad()
+    def predictions_of(start: int) -> np.ndarray:
+        return task(to_float(images[start:start + FLOAT_BATCH])).argmax(1).numpy()
+
+    return float((np.concatenate(map_batches(predictions_of, len(images), FLOAT_BATCH)) == labels).mean())
 
 
 def evaluate_float(task: SplitModel, codec: Codec, images: np.ndarray, labels: np.ndarray,
