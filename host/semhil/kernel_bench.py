@@ -13,7 +13,7 @@ from rich.table import Table
 from .boards import load_board
 from .channel import IidChannel
 from .session import RunOptions, run_on_board
-from .store import mark_latest, new_run_dir
+from .store import mark_latest, new_run_dir, write_atomically
 
 
 def run_kernel_bench(bundle_path: Path | None, board_name: str, images: int, json_path: Path | None, console, progress_bar) -> dict:
@@ -58,7 +58,7 @@ def run_kernel_bench(bundle_path: Path | None, board_name: str, images: int, jso
         table.caption = f"standalone / NNoM local backend: {out['standalone_over_nnom']:.2f}x the {unit} per MAC"
     console.print(table)
     text = json.dumps(out, indent=2)
-    (bench_dir / "kernels.json").write_text(text)
+    write_atomically(bench_dir / "kernels.json", text)
     mark_latest(bench_dir)
     console.print(f"figures in {bench_dir / 'kernels.json'}")
     if json_path:
