@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: demo test bench bench-codec bench-kernels bench-harness bench-host nnom toolchain browser venv clean
+.PHONY: demo test bench bench-codec bench-kernels bench-harness bench-host bench-streaming nnom toolchain browser venv clean
 
 demo: venv toolchain
 	$(BIN)/semhil demo
@@ -25,6 +25,9 @@ bench-harness: venv toolchain
 
 bench-host: venv
 	$(BIN)/python bench/scoring.py
+
+bench-streaming: venv toolchain
+	$(BIN)/python bench/streaming.py
 
 bench-kernels: venv toolchain
 	$(BIN)/semhil bench kernels --board qemu-stm32f405

@@ -1,5 +1,7 @@
 """Harness overhead per image on the native board: the host's round trip minus the device's own
 compute time (the native board's latency is in ns), median over N images. `make bench-harness`.
+An image goes up in chunks of rows, one chunk in flight (INFO's chunk_rows): the overhead counts
+every chunk's exchange.
 
 In the same run, as references: the round trip of INFO (no compute at all), and the same overhead
 through an RFC 2217 server on localhost (a board served from another computer). Target: <= 1 ms.
@@ -26,11 +28,13 @@ from semhil.runners import BoardProcess
 TARGET_MS = 1.0
 
 
-def overheads(url: str, images, timer_hz_out: list) -> tuple[list[float], list[float]]:
+def overheads(url: str, images, timer_hz_out: list, chunk_rows_out: list) -> tuple[list[float], list[float]]:
     """(per-image overhead ms, INFO round trip ms) through the port at url."""
     with Dut(url, "native") as dut:
-        timer_hz = int(dut.wait_ready()["timer_hz"])
+        info = dut.wait_ready()
+        timer_hz = int(info["timer_hz"])
         timer_hz_out.append(timer_hz)
+        chunk_rows_out.append(int(info["chunk_rows"]))
         for image in images[:20]:  # warm-up
             dut.infer(image.tobytes())
         overhead, info = [], []
@@ -56,12 +60,13 @@ def main() -> None:
         firmware = build_firmware(bundle, board)
         images = load_dataset("mnist5k").x_test[:args.images]
         hz: list = []
+        chunk_rows: list = []
         with BoardProcess(board, firmware.path) as process:
-            direct, info = overheads(process.port, images, hz)
+            direct, info = overheads(process.port, images, hz, chunk_rows)
             with PortServer(process.port) as server:
-                remote, remote_info = overheads(server.url, images, hz)
+                remote, remote_info = overheads(server.url, images, hz, chunk_rows)
     table = Table(title=f"harness overhead per image, native board, median of {args.images} images "
-                        f"(image {images[0].size} B up, code {bundle.graph['code_bytes']} B down)")
+                        f"(image {images[0].size} B up in chunks of {chunk_rows[0]} rows, code {bundle.graph['code_bytes']} B down)")
     table.add_column("figure")
     table.add_column("median", justify="right")
     table.add_column("p95", justify="right")

@@ -13,11 +13,11 @@ from semhil.runners import BoardProcess
 from semhil.session import RunOptions, run_on_board
 
 
-def untrained_resnet_bundle(path, image_size: int):
-    """A ResNet-50-stem codec for mnist5k at image_size, untrained but with non-trivial weights,
-    batch-norm statistics and centres: only the device arithmetic is under test."""
-    config = dataclasses.replace(PRESETS["tiny"], base="resnet50", image_size=image_size)
-    data = load_dataset("mnist5k", image_size)
+def untrained_resnet_bundle(path, image_size: int, dataset: str = "mnist5k", base: str = "resnet50"):
+    """A codec with a ResNet-50 (or another base's) stem for `dataset` at image_size, untrained but with
+    non-trivial weights, batch-norm statistics and centres: only the device arithmetic is under test."""
+    config = dataclasses.replace(PRESETS["tiny"], base=base, image_size=image_size, dataset=dataset)
+    data = load_dataset(dataset, image_size)
     torch.manual_seed(0)
     task, codec = build_models(config, data.image_shape, data.n_classes)
     with torch.no_grad():

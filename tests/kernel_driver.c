@@ -1,4 +1,5 @@
-/* Test driver: runs the generated model on every image read from stdin, writes the codes to stdout. */
+/* Test driver: runs the generated model on every image read from stdin (fed in chunks of rows, as the
+ * firmware is), writes the codes to stdout. */
 #include <stdio.h>
 
 #include "model.h"
@@ -20,7 +21,12 @@ int main(void)
     if (device_half_init() != 0)
         return 2;
     while (fread(image, 1, sizeof image, stdin) == sizeof image) {
-        device_half_run(image, code);
+        device_half_begin(code);
+        for (uint32_t row = 0; row < MODEL_INPUT_ROWS; row += MODEL_CHUNK_ROWS) {
+            const uint32_t n = MODEL_INPUT_ROWS - row < MODEL_CHUNK_ROWS ? MODEL_INPUT_ROWS - row : MODEL_CHUNK_ROWS;
+            device_half_rows(image + row * MODEL_ROW_BYTES, n);
+        }
+        device_half_end();
         fwrite(code, 1, sizeof code, stdout);
     }
     return 0;

@@ -34,11 +34,13 @@ def make_run(model: str, board: str, backend: str = "standalone") -> dict:
     rows.append({"ber": 0.01, "channel": "gilbert-elliott", "seed": 9, "n": 1000, "accuracy": clean_accuracy - 0.08,
                  "float_accuracy": clean_accuracy - 0.07,
                  "channel_params": {"name": "gilbert-elliott", "p_good_to_bad": 0.01, "p_bad_to_good": 0.1, "mean_ber": 0.01}})
+    device = {"flash_bytes": int(9000 * scale), "ram_static_bytes": int(17000 * scale), "stack_peak_bytes": int(400 * scale),
+              "arena_bytes": int(14000 * scale), "activation_lower_bound_bytes": int(14000 * scale), "macs": int(216384 * scale),
+              "latency": {"unit": unit, "median": 987488.0 * scale, "p95": 1030000.0 * scale}}
+    if model == "tiny":  # the paper model's runs are from before boards reported the latency after the last byte
+        device["latency_after_last_byte"] = {"unit": unit, "median": 123456.0 * scale, "p95": 130000.0 * scale}
     return {"board": board, "bundle": f"runs/{model}", "bundle_hash": bundle_hash, "backend": backend, "n_images": 1000,
-            "bytes_per_image": code_bytes, "bit_exact_fraction": 1.0,
-            "device": {"flash_bytes": int(9000 * scale), "ram_static_bytes": int(17000 * scale), "stack_peak_bytes": int(400 * scale),
-                       "arena_bytes": int(14000 * scale), "activation_lower_bound_bytes": int(14000 * scale), "macs": int(216384 * scale),
-                       "latency": {"unit": unit, "median": 987488.0 * scale, "p95": 1030000.0 * scale}},
+            "bytes_per_image": code_bytes, "bit_exact_fraction": 1.0, "device": device,
             "wire_ms_per_image": 80.8, "round_trip_ms": {"median": 45.9, "p95": 54.4}, "warnings": [], "results": rows,
             "task_accuracy": 0.985}
 
@@ -111,10 +113,11 @@ def test_markdown_has_the_tables_and_existing_plots(report):
     out, md_path, _ = report
     text = md_path.read_text()
     assert text.startswith("# Split inference <lab> & bench\n")
-    assert ("| started (UTC) | model | board | backend | images | flash KB | RAM KB | stack KB | latency | B/image | "
-            "BER 0 % | BER 0.1 % | BER 1 % | BER 5 % |") in text
-    assert "| - | tiny | qemu-stm32f405 | standalone | 1,000 | 8.8 | 16.6 | 0.4 | 987,488 instr | 96 | 97.0 % | 96.6 % | 93.0 % | 77.0 % |" in text
-    assert "| paper | nucleo-f446re | standalone |" in text and " cyc | 768 |" in text
+    assert ("| started (UTC) | model | board | backend | images | flash KB | RAM KB | stack KB | latency | after last byte | "
+            "B/image | BER 0 % | BER 0.1 % | BER 1 % | BER 5 % |") in text
+    assert ("| - | tiny | qemu-stm32f405 | standalone | 1,000 | 8.8 | 16.6 | 0.4 | 987,488 instr | 123,456 instr | 96 | "
+            "97.0 % | 96.6 % | 93.0 % | 77.0 % |") in text
+    assert "| paper | nucleo-f446re | standalone |" in text and " cyc | - | 768 |" in text
     assert "## Accuracy against BER, channel iid" in text and "## Accuracy against BER, channel gilbert-elliott" in text
     assert "| tiny · qemu-stm32f405 · standalone | 89.0 % |" in text  # gilbert-elliott at mean BER 1 %
     images = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", text)
@@ -167,6 +170,33 @@ def test_report_command_writes_both_pages(tmp_path):
     assert "models x boards, 4 run(s)" in done.output
     assert (out / "report.md").read_text().startswith("# bench 3")
     assert {p.name for p in out.iterdir()} == {"report.md", "report.html", *(file for file, _ in PLOTS.values())}
+
+
+def test_tables_show_the_latency_after_the_last_byte_and_a_dash_for_older_runs():
+    """`semhil table` and the table `semhil run` prints: the after-last-byte latency beside the
+    latency, "-" for a results JSON from before boards reported it."""
+    from rich.console import Console
+    from semhil.boards import load_board
+    from semhil.report import device_table, summary_table
+    new, old = make_run("tiny", "qemu-stm32f405"), make_run("paper", "nucleo-f446re")
+    new["device"]["peak_ram_bytes"] = 17400
+    console = Console(record=True, width=300)
+    console.print(summary_table([new, old]))
+    text = console.export_text()
+    assert "after last byte" in text
+    new_row = next(line for line in text.splitlines() if " tiny " in line)
+    old_row = next(line for line in text.splitlines() if " paper " in line)
+    assert re.search(r"987,488 instr\s+│\s+123,456 instr\s+│\s+96\s", new_row), new_row
+    assert re.search(r"cyc\s+│\s+-\s+│\s+768\s", old_row), old_row
+    for run, after, peak in ((new, "123,456 (130,000) instructions", "17.0 KB"), (old, "-", None)):
+        run = {**run, "layers": [], "round_trip_ms": {"median": 1.0, "p95": 2.0}}
+        console = Console(record=True, width=300)
+        console.print(device_table(run, load_board("qemu-stm32f405")))
+        lines = console.export_text().splitlines()
+        assert any("of which after the image's last byte" in line and line.rstrip(" │").endswith(after) for line in lines), lines
+        assert any("peak RAM" in line for line in lines) == (peak is not None)
+        if peak:
+            assert any("peak RAM" in line and peak in line for line in lines)
 
 
 def test_report_command_refuses_a_wrong_file(tmp_path):

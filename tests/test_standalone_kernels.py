@@ -15,7 +15,7 @@ from codec_train.simulate import conv2d_s8, maxpool_s8, run_graph
 from codec_train.train import TrainConfig, build_models
 from semhil.backends import generate_model
 from semhil.backends.graph import activation_lower_bound
-from semhil.backends.standalone import arena_plan
+from semhil.backends.standalone import plan
 from semhil.build import COMMON_FLAGS
 from semhil.errors import SemhilError
 from semhil.paths import DEVICE_DIR
@@ -27,7 +27,7 @@ needs_nnom = pytest.mark.skipif(not os.environ.get("NNOM_HOME"), reason="needs N
 def compile_model(graph: dict, tmp_path: Path, dsp: bool = False) -> Path:
     model_dir = generate_model(graph, "0123456789abcdef", tmp_path / "model")
     exe = tmp_path / ("driver-dsp" if dsp else "driver")
-    sources = [HERE / "kernel_driver.c", model_dir / "model.c", DEVICE_DIR / "kernels" / "kernels.c"]
+    sources = [HERE / "kernel_driver.c", model_dir / "model.c", *(DEVICE_DIR / "kernels").glob("*.c")]
     includes = [f"-I{d}" for d in (model_dir, DEVICE_DIR / "kernels", DEVICE_DIR / "core")]
     flags = ["-DK_EMULATE_DSP"] if dsp else []
     subprocess.run(["gcc", *COMMON_FLAGS, *flags, *includes, *map(str, sources), "-o", str(exe), "-lm"], check=True)
@@ -71,7 +71,9 @@ def random_images(seed: int, shape) -> np.ndarray:
     return images
 
 
-CASES = [("small", (28, 28, 1), 1.0), ("small", (28, 28, 1), 0.2), ("resnet50", (32, 32, 3), 1.0), ("mobilenetv2", (16, 16, 3), 1.0)]
+# The last case's code map is too large to keep in float32: its second pass computes the float layers again.
+CASES = [("small", (28, 28, 1), 1.0), ("small", (28, 28, 1), 0.2), ("resnet50", (32, 32, 3), 1.0), ("mobilenetv2", (16, 16, 3), 1.0),
+         ("mobilenetv2", (160, 160, 3), 0.5)]
 
 
 @pytest.mark.parametrize("base,image_shape,crop_ratio", CASES)
@@ -130,12 +132,16 @@ def test_maxpool_ignores_padding():
     assert y.item() == -100
 
 
-def test_arena_is_the_lower_bound():
+def test_streamed_buffers_are_below_whole_tensor_memory():
+    """Rows instead of tensors: the planned buffers of every case take well under the least memory
+    any whole-tensor schedule needs, and no buffer holds a whole input or stem output."""
     for base, shape, crop in CASES:
         task, codec = random_models(0, crop, base, shape)
         graph = export_device_graph(task, codec, random_images(0, shape))
-        size, _ = arena_plan(graph)
-        assert activation_lower_bound(graph) <= size <= activation_lower_bound(graph) + 12  # 4-byte alignment of 3 buffers
+        p = plan(graph)
+        assert p.arena_bytes < activation_lower_bound(graph) / 2, (base, p.buffers)
+        biggest_tensor = max(int(np.prod(layer["out_shape"])) for layer in graph["layers"] if layer["op"] == "conv2d")
+        assert max(b.bytes for b in p.buffers) < biggest_tensor
 
 
 def test_dec_bits_follow_nnom():
@@ -189,9 +195,10 @@ def test_model_larger_than_the_board_fails_at_build_time(tmp_path, backend):
     from semhil.paths import BOARDS_DIR
     text = (BOARDS_DIR / "qemu-stm32f405.toml").read_text()
     small = tmp_path / "small-ram.toml"
-    small.write_text(text.replace('name = "qemu-stm32f405"', 'name = "small-ram"').replace("ram_bytes = 131072", "ram_bytes = 24576"))
+    small.write_text(text.replace('name = "qemu-stm32f405"', 'name = "small-ram"').replace("ram_bytes = 131072", "ram_bytes = 2048")
+                     .replace("stack_bytes = 16384", "stack_bytes = 1024"))
     task, codec = random_models(0)
     bundle = write_bundle(tmp_path / "bundle", TrainConfig(), load_dataset("mnist5k"), task, codec, {})
-    with pytest.raises(SemhilError, match=r"does not fit small-ram: needs [\d.]+ KB RAM \(.* static \+ 16.0 KB stack\), board has 24.0 KB"):
+    with pytest.raises(SemhilError, match=r"does not fit small-ram: needs [\d.]+ KB RAM .*board has 2.0 KB"):
         build_firmware(bundle, load_board(str(small)), backend)
     assert not (bundle.path / "build" / f"small-ram-{backend}" / "firmware.elf").exists()

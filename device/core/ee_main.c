@@ -1,23 +1,39 @@
-/* The firmware's main loop: read COBS frames from the UART, answer INFO and INFER, and answer
- * ERROR to anything malformed without ever getting stuck. */
+/* The firmware's main loop: read COBS frames from the UART, take an image chunk by chunk (each
+ * chunk's rows go to the model as they arrive), answer INFO and LAYERS, and answer ERROR to
+ * anything malformed or out of turn without ever getting stuck or coding a partial image.
+ *
+ * One buffer holds the frame received and then, once the request is taken apart, the reply; the
+ * reply is COBS-encoded as it is sent. Only the code of the image in progress lives elsewhere. */
 #include <stdint.h>
 
 #include "ee_protocol.h"
 #include "model.h"
 #include "th_port.h"
 
-#define FRAME_MAX (EE_HEADER_BYTES + MODEL_INPUT_BYTES + EE_CRC_BYTES)
-#define RX_BYTES (EE_COBS_MAX(FRAME_MAX) + 16)
-#define INFO_MAX 1024
-#define INFER_OK_BYTES (8 + MODEL_CODE_BYTES)
-#define REPLY_MAX (INFO_MAX > INFER_OK_BYTES ? INFO_MAX : INFER_OK_BYTES)
-#define TX_FRAME_MAX (EE_HEADER_BYTES + REPLY_MAX + EE_CRC_BYTES)
+#define CHUNK_BYTES (MODEL_CHUNK_ROWS * MODEL_ROW_BYTES)
+#define RX_FRAME_MAX (EE_HEADER_BYTES + EE_CHUNK_HEADER_BYTES + CHUNK_BYTES + EE_CRC_BYTES)
+#define RX_BYTES (EE_COBS_MAX(RX_FRAME_MAX) + 16)
+#define INFO_MAX 512 /* the INFO text (about 400 bytes) */
+#define INFER_OK_BYTES (EE_INFER_OK_HEADER_BYTES + MODEL_CODE_BYTES)
+#define MAX2(a, b) ((a) > (b) ? (a) : (b))
+#define TX_FRAME_MAX (EE_HEADER_BYTES + MAX2(INFO_MAX, INFER_OK_BYTES) + EE_CRC_BYTES)
+#define BUF_BYTES MAX2(RX_BYTES, TX_FRAME_MAX)
+#define REPLY_MAX (BUF_BYTES - EE_HEADER_BYTES - EE_CRC_BYTES)
 
-static uint8_t rx[RX_BYTES];
-static uint8_t tx_frame[TX_FRAME_MAX];
-static uint8_t tx_wire[EE_COBS_MAX(TX_FRAME_MAX) + 1];
-static uint8_t *const reply = tx_frame + EE_HEADER_BYTES;
+static uint8_t buf[BUF_BYTES] __attribute__((aligned(4)));
+static uint8_t *const reply = buf + EE_HEADER_BYTES;
 static int model_status; /* device_half_init's result: 0 when the model can run */
+
+/* The image in progress, and the chunk consumed last (answered again if it comes again). */
+static struct {
+    uint8_t code[MODEL_CODE_BYTES]; /* given to device_half_begin; the finished image's code until the next begins */
+    int in_progress;
+    uint16_t image, next_row;
+    uint64_t ticks_total; /* device compute of the image so far */
+    uint32_t ticks_after_last_byte, stack_peak;
+    int last_valid, last_final; /* last_final: the last chunk finished its image (answered INFER_OK) */
+    uint16_t last_image, last_first_row, last_rows;
+} img;
 
 static void put_u16(uint8_t *p, uint32_t v)
 {
@@ -31,16 +47,21 @@ static void put_u32(uint8_t *p, uint32_t v)
     put_u16(p + 2, v >> 16);
 }
 
+static uint32_t get_u16(const uint8_t *p)
+{
+    return p[0] | (uint32_t)p[1] << 8;
+}
+
 static void send(uint8_t type, uint32_t seq, uint32_t len)
 {
-    tx_frame[0] = EE_PROTO_VERSION;
-    tx_frame[1] = type;
-    put_u16(tx_frame + 2, seq);
-    put_u16(tx_frame + 4, len);
-    put_u32(reply + len, ee_crc32(tx_frame, EE_HEADER_BYTES + len));
-    uint32_t n = ee_cobs_encode(tx_frame, EE_HEADER_BYTES + len + EE_CRC_BYTES, tx_wire);
-    tx_wire[n++] = 0;
-    th_uart_write(tx_wire, n);
+    static const uint8_t delimiter = 0;
+    buf[0] = EE_PROTO_VERSION;
+    buf[1] = type;
+    put_u16(buf + 2, seq);
+    put_u16(buf + 4, len);
+    put_u32(reply + len, ee_crc32(buf, EE_HEADER_BYTES + len));
+    ee_cobs_send(buf, EE_HEADER_BYTES + len + EE_CRC_BYTES, th_uart_write);
+    th_uart_write(&delimiter, 1);
 }
 
 static uint32_t put_str(uint32_t at, const char *s)
@@ -72,15 +93,27 @@ static uint32_t put_line_uint(uint32_t at, const char *key, uint32_t value)
     return put_str(put_uint(put_str(put_str(at, key), "="), value), "\n");
 }
 
-static void send_error(uint32_t seq, uint8_t code, const char *message)
+/* An ERROR's text is built from pieces: text, number, text, number, text (NULL ends it early). */
+static void send_error_n(uint32_t seq, uint8_t code, const char *a, uint32_t x, const char *b, uint32_t y, const char *c)
 {
     reply[0] = code;
-    send(EE_ERROR, seq, put_str(1, message));
+    uint32_t at = put_str(1, a);
+    if (b) {
+        at = put_str(put_uint(at, x), b);
+        if (c)
+            at = put_str(put_uint(at, y), c);
+    }
+    send(EE_ERROR, seq, at);
+}
+
+static void send_error(uint32_t seq, uint8_t code, const char *message)
+{
+    send_error_n(seq, code, message, 0, 0, 0, 0);
 }
 
 static void send_info(uint32_t seq)
 {
-    uint32_t at = put_line(0, "proto", "1");
+    uint32_t at = put_line_uint(0, "proto", EE_PROTO_VERSION);
     at = put_line(at, "board", th_board_name());
     at = put_line(at, "reset_cause", th_reset_cause());
     at = put_line(at, "bundle_hash", MODEL_BUNDLE_HASH);
@@ -89,6 +122,10 @@ static void send_info(uint32_t seq)
     at = put_line_uint(at, "timer_hz", th_timer_hz());
     at = put_line(at, "input_shape", MODEL_INPUT_SHAPE);
     at = put_line_uint(at, "input_bytes", MODEL_INPUT_BYTES);
+    at = put_line_uint(at, "input_rows", MODEL_INPUT_ROWS);
+    at = put_line_uint(at, "row_bytes", MODEL_ROW_BYTES);
+    at = put_line_uint(at, "chunk_rows", MODEL_CHUNK_ROWS);
+    at = put_line_uint(at, "chunk_bytes", CHUNK_BYTES);
     at = put_line_uint(at, "code_bytes", MODEL_CODE_BYTES);
     at = put_line_uint(at, "arena_bytes", device_half_arena_bytes());
     at = put_line_uint(at, "stack_bytes", th_stack_bytes());
@@ -104,27 +141,108 @@ static void send_layers(uint32_t seq)
     send(EE_LAYERS, seq, at);
 }
 
-struct job {
-    const uint8_t *image;
-    uint8_t *code;
+struct chunk {
+    const uint8_t *pixels;
+    uint32_t first_row, rows;
     uint64_t ticks;
 };
 
-static void run_model(void *arg)
+/* Runs on the painted stack: the chunk's rows through the model, timed. */
+static void run_chunk(void *arg)
 {
-    struct job *job = arg;
+    struct chunk *chunk = arg;
     uint64_t start = th_timer_ticks();
-    device_half_run(job->image, job->code);
-    job->ticks = th_timer_ticks() - start;
+    if (chunk->first_row == 0)
+        device_half_begin(img.code);
+    device_half_rows(chunk->pixels, chunk->rows);
+    if (chunk->first_row + chunk->rows == MODEL_INPUT_ROWS)
+        device_half_end();
+    chunk->ticks = th_timer_ticks() - start;
 }
 
-static void send_infer_ok(uint32_t seq, const uint8_t *image)
+static uint32_t clamp_u32(uint64_t v)
 {
-    struct job job = {image, reply + 8, 0};
-    uint32_t stack_peak = th_run_measuring_stack(run_model, &job);
-    put_u32(reply, job.ticks > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)job.ticks);
-    put_u32(reply + 4, stack_peak);
-    send(EE_INFER_OK, seq, INFER_OK_BYTES);
+    return v > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)v;
+}
+
+/* The answer to the chunk consumed last: CHUNK_OK, or INFER_OK when it finished its image. */
+static void answer_last_chunk(uint32_t seq)
+{
+    if (img.last_final) {
+        put_u32(reply, clamp_u32(img.ticks_total));
+        put_u32(reply + 4, img.ticks_after_last_byte);
+        put_u32(reply + 8, img.stack_peak);
+        for (uint32_t i = 0; i < MODEL_CODE_BYTES; i++)
+            reply[EE_INFER_OK_HEADER_BYTES + i] = img.code[i];
+        send(EE_INFER_OK, seq, INFER_OK_BYTES);
+    } else {
+        put_u16(reply, img.last_image);
+        put_u16(reply + 2, (uint32_t)img.last_first_row + img.last_rows);
+        send(EE_CHUNK_OK, seq, 4);
+    }
+}
+
+/* payload: image u16 | first_row u16 | rows of pixels; len checked to be 4 + a whole number >= 1 of rows. */
+static void take_chunk(uint32_t seq, const uint8_t *payload, uint32_t len)
+{
+    uint32_t image = get_u16(payload), first_row = get_u16(payload + 2);
+    uint32_t rows = (len - EE_CHUNK_HEADER_BYTES) / MODEL_ROW_BYTES;
+    if (rows > MODEL_CHUNK_ROWS) {
+        send_error_n(seq, EE_CHUNK_TOO_LARGE, "chunk of ", rows, " rows; at most chunk_rows=", MODEL_CHUNK_ROWS, " rows a chunk");
+        return;
+    }
+    if (first_row + rows > MODEL_INPUT_ROWS) {
+        send_error_n(seq, EE_CHUNK_TOO_LARGE, "chunk's last row would be row ", first_row + rows - 1,
+                     ", past the image's end: rows 0 to input_rows-1, input_rows=", MODEL_INPUT_ROWS, "");
+        return;
+    }
+    if (img.last_valid && image == img.last_image && first_row == img.last_first_row && rows == img.last_rows) {
+        answer_last_chunk(seq); /* its answer was lost: the rows are not consumed twice */
+        return;
+    }
+    if (first_row == 0 && img.in_progress) {
+        uint32_t cut_at = img.next_row;
+        img.in_progress = 0;
+        img.last_valid = 0;
+        send_error_n(seq, EE_IMAGE_CUT_SHORT, "the unfinished image was cut short after row ", cut_at,
+                     " and is dropped; send this chunk again to begin image ", image, "");
+        return;
+    }
+    if (first_row > 0 && (!img.in_progress || image != img.image)) {
+        if (img.in_progress)
+            send_error_n(seq, EE_IMAGE_NOT_BEGUN, "image ", image, " has not begun (image ", img.image,
+                         " is in progress); send its rows from row 0");
+        else
+            send_error_n(seq, EE_IMAGE_NOT_BEGUN, "image ", image, " has not begun (no image in progress); send its rows from row 0", 0, 0);
+        return;
+    }
+    if (first_row > 0 && first_row != img.next_row) {
+        send_error_n(seq, EE_IMAGE_OUT_OF_ORDER, "chunk begins at row ", first_row, "; expected row ", img.next_row, "");
+        return;
+    }
+    if (first_row == 0) {
+        img.in_progress = 1;
+        img.image = (uint16_t)image;
+        img.next_row = 0;
+        img.ticks_total = 0;
+        img.stack_peak = 0;
+    }
+    struct chunk chunk = {payload + EE_CHUNK_HEADER_BYTES, first_row, rows, 0};
+    uint32_t stack = th_run_measuring_stack(run_chunk, &chunk);
+    img.ticks_total += chunk.ticks;
+    if (stack > img.stack_peak)
+        img.stack_peak = stack;
+    img.next_row = (uint16_t)(first_row + rows);
+    img.last_valid = 1;
+    img.last_image = (uint16_t)image;
+    img.last_first_row = (uint16_t)first_row;
+    img.last_rows = (uint16_t)rows;
+    img.last_final = img.next_row == MODEL_INPUT_ROWS;
+    if (img.last_final) {
+        img.in_progress = 0;
+        img.ticks_after_last_byte = clamp_u32(chunk.ticks);
+    }
+    answer_last_chunk(seq);
 }
 
 /* frame: the n bytes between two delimiters, still COBS-encoded; decoded in place. */
@@ -136,7 +254,7 @@ static void handle_frame(uint8_t *frame, uint32_t n)
         return;
     }
     uint32_t size = (uint32_t)decoded;
-    uint32_t seq = size >= 4 ? frame[2] | (uint32_t)frame[3] << 8 : 0;
+    uint32_t seq = size >= 4 ? get_u16(frame + 2) : 0;
     if (size < EE_HEADER_BYTES + EE_CRC_BYTES) {
         send_error(seq, EE_BAD_LENGTH, "frame shorter than header and CRC");
         return;
@@ -149,10 +267,10 @@ static void handle_frame(uint8_t *frame, uint32_t n)
         return;
     }
     if (frame[0] != EE_PROTO_VERSION) {
-        send_error(seq, EE_BAD_VERSION, "protocol version is not 1");
+        send_error_n(seq, EE_BAD_VERSION, "protocol version ", frame[0], "; this firmware speaks version ", EE_PROTO_VERSION, "");
         return;
     }
-    uint32_t len = frame[4] | (uint32_t)frame[5] << 8;
+    uint32_t len = get_u16(frame + 4);
     if (len != body - EE_HEADER_BYTES) {
         send_error(seq, EE_BAD_LENGTH, "length field disagrees with frame size");
         return;
@@ -164,17 +282,31 @@ static void handle_frame(uint8_t *frame, uint32_t n)
     case EE_LAYERS_REQ:
         send_layers(seq);
         break;
-    case EE_INFER:
+    case EE_IMAGE_CHUNK:
         if (model_status != 0)
             send_error(seq, EE_MODEL_NOT_READY, "the model failed to initialise (see model_status in INFO)");
-        else if (len != MODEL_INPUT_BYTES)
-            send_error(seq, EE_BAD_INPUT_SIZE, "INFER payload size is not input_bytes");
+        else if (len < EE_CHUNK_HEADER_BYTES + MODEL_ROW_BYTES || (len - EE_CHUNK_HEADER_BYTES) % MODEL_ROW_BYTES != 0)
+            send_error_n(seq, EE_BAD_INPUT_SIZE, "IMAGE_CHUNK payload of ", len,
+                         " bytes; expected 4 (image, first_row) + 1 or more whole rows of row_bytes=", MODEL_ROW_BYTES, "");
         else
-            send_infer_ok(seq, frame + EE_HEADER_BYTES);
+            take_chunk(seq, frame + EE_HEADER_BYTES, len);
         break;
     default:
         send_error(seq, EE_UNKNOWN_TYPE, "unknown message type");
     }
+}
+
+/* A frame too long for the buffer: an IMAGE_CHUNK of more rows than a chunk may carry, if its
+ * first bytes say so (its CRC cannot be checked), else a frame too long for any message. */
+static void refuse_oversized(void)
+{
+    uint8_t header[EE_HEADER_BYTES];
+    if (ee_cobs_decode_prefix(buf, RX_BYTES, header, EE_HEADER_BYTES) == EE_HEADER_BYTES && header[0] == EE_PROTO_VERSION &&
+        header[1] == EE_IMAGE_CHUNK)
+        send_error_n(get_u16(header + 2), EE_CHUNK_TOO_LARGE, "IMAGE_CHUNK payload of ", get_u16(header + 4),
+                     " bytes; at most chunk_bytes=", CHUNK_BYTES, " pixels (chunk_rows rows) after its 4-byte header");
+    else
+        send_error_n(0, EE_OVERSIZED, "frame longer than the receive buffer of ", RX_BYTES, " bytes", 0, 0);
 }
 
 int main(void)
@@ -186,13 +318,13 @@ int main(void)
         int oversized = 0;
         for (int c; (c = th_uart_read_byte()) != 0;) {
             if (n < RX_BYTES)
-                rx[n++] = (uint8_t)c;
+                buf[n++] = (uint8_t)c;
             else
                 oversized = 1;
         }
         if (oversized)
-            send_error(0, EE_OVERSIZED, "frame longer than the receive buffer");
+            refuse_oversized();
         else if (n > 0)
-            handle_frame(rx, n);
+            handle_frame(buf, n);
     }
 }

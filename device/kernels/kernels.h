@@ -34,15 +34,36 @@ void k_pixels_to_s8(const uint8_t *pixels, int8_t *out, uint32_t n);
 #define K_CONV2D_K4(kernel_h, kernel_w, in_c) ((((kernel_h) * (kernel_w) * (in_c)) + 3u) & ~3u)
 #define K_CONV2D_WEIGHT_BYTES(kernel_h, kernel_w, in_c, out_c) (((out_c) + 1u) / 2u * 2u * K_CONV2D_K4(kernel_h, kernel_w, in_c))
 
-/* Bytes of scratch k_conv2d_s8 needs: two im2col columns of 16-bit values, rounded up to 4 values. */
-#define K_CONV2D_SCRATCH_BYTES(kernel_h, kernel_w, in_c) (2u * 2u * (((kernel_h) * (kernel_w) * (in_c) + 3u) & ~3u))
+/* Where a conv or pool reads its input rows: input row y (0 <= y < in_h) is at
+ * base + (y % ring) * in_w * in_c, a ring of `ring` rows (a whole tensor: ring = in_h);
+ * rows outside 0..in_h-1 are padding. */
+typedef struct {
+    const int8_t *base;
+    uint32_t ring;
+} k_rows_t;
+
+#define K_CONV2D_MAX_KERNEL_H 16
+
+/* Bytes of scratch a conv needs for `kernel_rows` kernel rows at a time (kernel_h for k_conv2d_s8_row,
+ * 1 for k_conv2d_s8_sum_row): two im2col columns of 16-bit values, rounded up to 4 values. */
+#define K_CONV2D_SCRATCH_BYTES(kernel_rows, kernel_w, in_c) (2u * 2u * (((kernel_rows) * (kernel_w) * (in_c) + 3u) & ~3u))
 
 /* acc = (bias << bias_shift) + round + sum(x * w); out = clamp(sat8(acc >> out_shift), act_min, act_max).
- * scratch: K_CONV2D_SCRATCH_BYTES, 4-byte aligned (unused by the plain C path). */
-void k_conv2d_s8(const k_conv2d_t *layer, const int8_t *in, int8_t *out, int16_t *scratch);
+ * Output row oy (out_w * out_c values) from the input rows it covers. scratch: 4-byte aligned
+ * (unused by the plain C path). */
+void k_conv2d_s8_row(const k_conv2d_t *layer, k_rows_t in, int oy, int8_t *out, int16_t *scratch);
 
-/* Largest value of each window; padded positions never count. */
-void k_maxpool_s8(const k_maxpool_t *layer, const int8_t *in, int8_t *out);
+/* The same conv summed one input row at a time, for a conv whose kernel rows never overlap
+ * (kernel_h <= stride_h, pad_h = 0; kernel_w * in_c a multiple of 4): output row oy's sums start at
+ * bias + round (begin), take kernel row ky of each input row (add), then become int8 (end).
+ * sums: out_w * out_c int32. */
+void k_conv2d_s8_sum_begin(const k_conv2d_t *layer, int32_t *sums);
+void k_conv2d_s8_sum_row(const k_conv2d_t *layer, const int8_t *in_row, int ky, int32_t *sums, int16_t *scratch);
+void k_conv2d_s8_sum_end(const k_conv2d_t *layer, const int32_t *sums, int8_t *out);
+
+/* Max-pooling one input row into an output row being pooled (out_w * channels, started at -128 by
+ * the caller): padding never counts. */
+void k_maxpool_s8_merge_row(const k_maxpool_t *layer, const int8_t *in_row, int8_t *pooled);
 
 #define K_GDN_MAX_CHANNELS 64
 
@@ -69,6 +90,15 @@ void k_prelu_f32(float *x, uint32_t pixels, uint32_t channels, const float *alph
 /* In place: x / sqrt(sum(x^2) / n + eps), the sum taken in order. */
 void k_energy_norm_f32(float *x, uint32_t n, float eps);
 
+/* The same in two passes over rows: acc + x0^2 + x1^2 + ... in order, then x / scale in place. */
+float k_sum_squares_f32(const float *x, uint32_t n, float acc);
+void k_divide_f32(float *x, uint32_t n, float scale);
+
+/* k_local_dense_s8_f32 over a few rows at a time: acc_j += weight[j][pixel][c] * x for the rows'
+ * pixels; weight points at output 0's weights of the rows' first pixel, stride floats apart per output. */
+void k_local_dense_rows_s8_f32(const int8_t *in, uint32_t pixels, uint32_t channels, const uint16_t *which, uint32_t count,
+                               int in_dec, const float *weight, uint32_t stride, uint32_t outputs, float *acc);
+
 /* Index of the nearest centre by |x - c|; the first centre wins a tie. */
 void k_quantize_f32(const float *x, uint8_t *symbols, uint32_t n, const float *centres, uint32_t n_centres);
 
@@ -78,5 +108,8 @@ void k_crop_u8(const uint8_t *in, uint32_t in_w, uint32_t c, uint32_t top, uint3
 
 /* bits-bit symbols into a bit stream, most significant bit first, last byte zero-padded. */
 void k_pack_bits(const uint8_t *symbols, uint32_t n, uint32_t bits, uint8_t *out);
+
+/* The same, appended at bit `at` of a stream zeroed beforehand; returns the bit after the last. */
+uint32_t k_pack_bits_at(const uint8_t *symbols, uint32_t n, uint32_t bits, uint8_t *out, uint32_t at);
 
 #endif

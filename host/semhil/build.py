@@ -1,7 +1,9 @@
 """Build the firmware of a bundle for a board: generated model + kernels + core + the board's port."""
 from __future__ import annotations
 
+import dataclasses
 import fcntl
+import json
 import os
 import shutil
 import string
@@ -16,18 +18,24 @@ from elftools.elf.elffile import ELFFile
 from codec_train.simulate import check_graph_format
 
 from .boards import PIN, Board
-from .backends import generate_model
+from .backends import SYMBOLS_FILE, generate_model
 from .clocks import clock_plan
 from .backends.nnom import SIZING_ARENA_BYTES
 from .errors import SemhilError
+from .firmware_check import ModelMissing, check_model_linked
 from .paths import DEVICE_DIR
+from .stack_usage import StackEstimate, estimate_stack
 
 COMMON_FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-fno-math-errno"]
 CPU_FLAGS = {
     "cortex-m4": ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
     "cortex-m7": ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"],
 }
-MCU_LINK_FLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
+# --emit-relocs keeps the relocations in the ELF: the stack estimate finds there which functions are
+# called through pointers (stack_usage.py); nothing loaded onto the board changes.
+MCU_LINK_FLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-Wl,--emit-relocs"]
+# GCC's frame sizes (.su) and call graph (.ci), written next to the ELF as <name>.elf-<source>.su/.ci
+STACK_FLAGS = ["-fstack-usage", "-fcallgraph-info=su"]
 MEASURING_BYTES = 0x0F000000  # memory of the link that measures a firmware too large for its board
 STACK_SECTIONS = {"._stack", ".stack"}
 INSTALL_HINT = "install it with `make toolchain` (as root) or `apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi`"
@@ -37,7 +45,16 @@ INSTALL_HINT = "install it with `make toolchain` (as root) or `apt-get install g
 class MemoryReport:
     flash_bytes: int       # text + rodata + data (+ vectors)
     ram_static_bytes: int  # data + bss, stack region excluded
-    stack_region_bytes: int
+    stack_region_bytes: int               # the stack region linked at the top of RAM
+    stack_estimate_bytes: int | None = None  # worst case from GCC's call graph; None: not known (native) or unbounded
+    peak_ram_bytes: int | None = None     # ram_static_bytes + stack_estimate_bytes
+    stack_path: tuple[str, ...] = ()      # the deepest call chain of the estimate
+    notes: tuple[str, ...] = ()           # what the build decided or could not work out (stack region, unbounded stack)
+
+    def with_stack(self, stack: StackEstimate, notes=()) -> "MemoryReport":
+        peak = None if stack.bytes is None else self.ram_static_bytes + stack.bytes
+        return dataclasses.replace(self, stack_estimate_bytes=stack.bytes, peak_ram_bytes=peak, stack_path=stack.path,
+                                   notes=(*stack.notes, *notes))
 
 
 class ModelTooLarge(SemhilError):
@@ -50,6 +67,7 @@ class Firmware:
     board: Board
     bundle_hash: str
     memory: MemoryReport
+    recursion_bounds: tuple[tuple[str, int], ...] = ()  # what the stack estimate was told (recursion_bounds)
 
 
 def memory_report(elf_path: Path) -> MemoryReport:
@@ -76,12 +94,23 @@ def compiler_for(board: Board) -> str:
     return cc
 
 
-def linker_script(board: Board, path: Path, flash_bytes: int, ram_bytes: int) -> Path:
+def linker_script(board: Board, path: Path, flash_bytes: int, ram_bytes: int, stack_bytes: int | None = None) -> Path:
     flash_origin, ram_origin = board.memory_origins
     template = string.Template((DEVICE_DIR / "ports" / "cortex-m" / "linker.ld.in").read_text())
     path.write_text(template.substitute(flash_origin=hex(flash_origin), flash_bytes=flash_bytes, ram_origin=hex(ram_origin),
-                                        ram_bytes=ram_bytes, stack_bytes=board.stack_bytes))
+                                        ram_bytes=ram_bytes, stack_bytes=board.stack_bytes if stack_bytes is None else stack_bytes))
     return path
+
+
+def static_ram_extent(elf_path: Path, ram_origin: int) -> int:
+    """Bytes from the start of RAM to the end of .bss (data + bss with their alignment): what the
+    stack region must leave below it."""
+    with elf_path.open("rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        ebss = symtab.get_symbol_by_name("_ebss") if symtab else None
+    if not ebss:
+        raise SemhilError(f"{elf_path} has no _ebss symbol: not linked with semhil's linker script")
+    return ebss[0]["st_value"] - ram_origin
 
 
 def board_config(board: Board) -> str:
@@ -107,20 +136,52 @@ def _kb(n: int) -> str:
     return f"{n / 1024:,.1f} KB"
 
 
-def _refuse_too_large(board: Board, link, out_dir: Path) -> None:
-    """Link again with room to spare to measure the firmware, then say what it needs against what the board has."""
-    _compile(link(MEASURING_BYTES, MEASURING_BYTES, "measure"), out_dir / "measure.log", f"measuring the firmware for {board.name}")
-    m = memory_report(out_dir / "measure.elf")
-    (out_dir / "measure.elf").unlink()
-    ram = m.ram_static_bytes + board.stack_bytes
-    problems = []
-    if m.flash_bytes > board.flash_bytes:
-        problems.append(f"needs {_kb(m.flash_bytes)} flash, board has {_kb(board.flash_bytes)}")
-    if ram > board.ram_bytes:
-        problems.append(f"needs {_kb(ram)} RAM ({_kb(m.ram_static_bytes)} static + {_kb(board.stack_bytes)} stack), "
-                        f"board has {_kb(board.ram_bytes)}")
+def _round8(n: int) -> int:
+    return (n + 7) // 8 * 8
+
+
+def _refuse(board: Board, problems: list[str], out_dir: Path) -> None:
+    (out_dir / "firmware.elf").unlink(missing_ok=True)  # never leave a firmware that does not fit
     raise ModelTooLarge(f"the model does not fit {board.name}: " + "; ".join(problems or ["the linker says it overflows"])
                         + f"; choose a board with more memory (semhil boards) or a smaller model (see {out_dir / 'build.log'})")
+
+
+def stack_region(board: Board, flash_bytes: int, static_bytes: int, stack: StackEstimate, out_dir: Path) -> tuple[int, str]:
+    """The stack region to link for a firmware of flash_bytes and static_bytes (RAM up to the end of
+    .bss) whose worst-case stack is stack.bytes, and a note saying why when it is not the board
+    file's stack_bytes; raises ModelTooLarge when the firmware cannot fit.
+
+    The board file's stack_bytes when static + stack_bytes fits, grown to the estimate when the
+    estimate exceeds it; when only static + estimate fits, what remains of RAM above static (never
+    less than the estimate). With no estimate (unbounded stack), stack_bytes or nothing."""
+    problems = []
+    if flash_bytes > board.flash_bytes:
+        problems.append(f"needs {_kb(flash_bytes)} flash, board has {_kb(board.flash_bytes)} "
+                        f"({flash_bytes - board.flash_bytes:,} B short)")
+    free = (board.ram_bytes - static_bytes) // 8 * 8
+    if stack.bytes is None:
+        if free < board.stack_bytes:
+            problems.append(f"needs {_kb(static_bytes + board.stack_bytes)} RAM = {_kb(static_bytes)} static + "
+                            f"{_kb(board.stack_bytes)} stack (the board file's stack_bytes: {'; '.join(stack.notes)}), "
+                            f"board has {_kb(board.ram_bytes)} ({static_bytes + board.stack_bytes - board.ram_bytes:,} B short)")
+        region, note = board.stack_bytes, ""
+    else:
+        needed = _round8(stack.bytes)
+        if free < needed:
+            problems.append(f"needs {_kb(static_bytes + stack.bytes)} RAM = {_kb(static_bytes)} static + "
+                            f"{_kb(stack.bytes)} stack (the worst case of GCC's call graph), board has {_kb(board.ram_bytes)} "
+                            f"({static_bytes + needed - board.ram_bytes:,} B short)")
+        if needed > board.stack_bytes:
+            region, note = needed, (f"stack region grown from the board file's {_kb(board.stack_bytes)} to the "
+                                    f"{_kb(needed)} the firmware may need")
+        elif free < board.stack_bytes:
+            region, note = free, (f"stack region shrunk from the board file's {_kb(board.stack_bytes)} to the "
+                                  f"{_kb(free)} left above static RAM (the firmware needs at most {_kb(stack.bytes)})")
+        else:
+            region, note = board.stack_bytes, ""
+    if problems:
+        _refuse(board, problems, out_dir)
+    return region, note
 
 
 NNOM_PIN = "4d1d8fc05999e239ca2f3c482fc028362a52e3af"  # the NNoM commit semhil is tested with (`make nnom` clones it)
@@ -152,7 +213,9 @@ def _compile(cmd: list[str], log: Path, what: str) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     log.with_suffix(".cmd").write_text(" ".join(cmd) + "\n")
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=log.parent)
-    if done.returncode != 0:
+    if done.returncode == 0:
+        log.unlink(missing_ok=True)  # an earlier failure's log, stale now
+    else:
         log.write_text(done.stdout + done.stderr)
         if "will not fit" in done.stderr or "overflowed" in done.stderr:
             raise ModelTooLarge(f"{what} failed: the model does not fit the board's memory; see {log}")
@@ -160,12 +223,14 @@ def _compile(cmd: list[str], log: Path, what: str) -> None:
 
 
 def _nnom_objects(cc: str, flags: list[str], home: Path, obj_dir: Path) -> list[Path]:
-    """NNoM compiled into obj_dir (with its own warnings off); reused while home, compiler and flags stay the same."""
+    """NNoM compiled into obj_dir (with its own warnings off); reused while home, compiler and flags stay the same.
+    With STACK_FLAGS among flags, GCC's .su and .ci files of each source land in obj_dir too."""
     sources = _nnom_sources(home)
     objects = [obj_dir / (src.stem + ".o") for src in sources]
+    outputs = objects + ([obj_dir / (src.stem + ".ci") for src in sources] if "-fcallgraph-info=su" in flags else [])
     cmd = [cc, *NNOM_FLAGS, *flags, *_nnom_includes(home), "-c", *map(str, sources)]
     stamp, built_by = obj_dir / "built-by.txt", " ".join(cmd)
-    if not (all(o.is_file() for o in objects) and stamp.is_file() and stamp.read_text() == built_by):
+    if not (all(o.is_file() for o in outputs) and stamp.is_file() and stamp.read_text() == built_by):
         stamp.unlink(missing_ok=True)
         _compile(cmd, obj_dir / "build.log", f"compiling NNoM from {home}")
         stamp.write_text(built_by)
@@ -208,6 +273,29 @@ def build_lock(root: Path):
         yield
 
 
+def callgraph_files(elf: Path) -> list[Path]:
+    """GCC's call graphs (.ci) of an MCU firmware: <elf>-<source>.ci beside it, and NNoM's in nnom/."""
+    return sorted([*elf.parent.glob(f"{elf.name}-*.ci"), *(elf.parent / "nnom").glob("*.ci")])
+
+
+def firmware_stack(firmware: "Firmware", root: str | None = None) -> StackEstimate:
+    """The worst-case stack of a built MCU firmware, from its reset handler or from the function named root
+    (e.g. th_run_measuring_stack: what the firmware measures at run time), interrupts included."""
+    return estimate_stack(firmware.path, callgraph_files(firmware.path), root, dict(firmware.recursion_bounds))
+
+
+def recursion_bounds(graph: dict, model_dir: Path) -> dict[str, int]:
+    """Recursion whose depth the build knows, for the stack estimate: function -> the most activations
+    of it at once. The standalone row pipeline (device/kernels/row_pipeline.c) hands each output row
+    to the next stage by calling stage_row again: one activation per stage, and each stage is one
+    conv2d or maxpool layer of the device graph. A generator can declare more in model_symbols.json
+    ("recursion_bounds": {name: depth}), which wins."""
+    bounds = {"stage_row": max(1, sum(layer.get("op") in ("conv2d", "maxpool") for layer in graph.get("layers", [])))}
+    symbols = model_dir / SYMBOLS_FILE
+    declared = json.loads(symbols.read_text()).get("recursion_bounds", {}) if symbols.is_file() else {}
+    return {**bounds, **{name: int(depth) for name, depth in declared.items()}}
+
+
 def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmware:
     """Generate the model's C under <bundle>/device/<backend>/ and build <bundle>/build/<board>-<backend>/firmware.elf."""
     if "unsupported" in bundle.graph:
@@ -225,6 +313,7 @@ def _build(bundle, board: Board, backend: str, cc: str, root: Path) -> Firmware:
     dirs = [DEVICE_DIR / "core", DEVICE_DIR / "kernels", *(DEVICE_DIR / "ports" / d for d in board.port_dirs), out_dir]
     (out_dir / "board_config.h").write_text(board_config(board))
     target_flags = [] if board.family == "native" else CPU_FLAGS[board.core] + ["-ffunction-sections", "-fdata-sections"]
+    stack_flags = STACK_FLAGS if board.is_mcu else []
     generate_sources(bundle.graph, bundle.hash, backend, model_dir, out_dir / "sizer")
     includes, objects = [], []
     if backend == "nnom":
@@ -232,19 +321,55 @@ def _build(bundle, board: Board, backend: str, cc: str, root: Path) -> Firmware:
         dirs.append(DEVICE_DIR / "nnom")
         includes = _nnom_includes(home)
         log_flags = ["-DSEMHIL_NNOM_LOG_STDERR"] if board.family == "native" else []  # NNoM's logs in the board's output
-        objects = _nnom_objects(cc, target_flags + log_flags, home, out_dir / "nnom")
+        objects = _nnom_objects(cc, target_flags + stack_flags + log_flags, home, out_dir / "nnom")
     sources = sorted(str(p) for d in [*dirs, model_dir] for p in d.glob("*.c") if p.name != "nnom_sizer.c")
-    cmd = [cc, *COMMON_FLAGS, *target_flags, *[f"-I{d}" for d in [*dirs, model_dir]], *includes]
+    cmd = [cc, *COMMON_FLAGS, *target_flags, *stack_flags, *[f"-I{d}" for d in [*dirs, model_dir]], *includes]
     inputs = [*sources, *map(str, objects)]
+    what = f"build for {board.name} ({backend} backend)"
 
-    def mcu_link(flash_bytes: int, ram_bytes: int, name: str) -> list[str]:
-        script = linker_script(board, out_dir / f"{name}.ld", flash_bytes, ram_bytes)
-        return [*cmd, *MCU_LINK_FLAGS, f"-Wl,-Map={out_dir / name}.map", "-T", str(script), *inputs, "-o", str(out_dir / f"{name}.elf"), "-lm"]
+    def link(name: str, log: str, flash_bytes: int | None = None, ram_bytes: int | None = None,
+             stack_bytes: int | None = None) -> Path:
+        """Compile and link <name>.elf (MCU: with the memory given), then check the model is in it."""
+        elf, map_path = out_dir / f"{name}.elf", out_dir / f"{name}.map"
+        for stale in [*out_dir.glob(f"{name}.elf-*.su"), *out_dir.glob(f"{name}.elf-*.ci")]:
+            stale.unlink()
+        if board.is_mcu:
+            script = linker_script(board, out_dir / f"{name}.ld", flash_bytes, ram_bytes, stack_bytes)
+            full = [*cmd, *MCU_LINK_FLAGS, f"-Wl,-Map={map_path}", "-T", str(script), *inputs, "-o", str(elf), "-lm"]
+        else:
+            full = [*cmd, "-D_GNU_SOURCE", f"-Wl,-Map={map_path}", *inputs, "-o", str(elf), "-lm"]
+        _compile(full, out_dir / log, what if name == "firmware" else f"measuring the firmware for {board.name}")
+        try:
+            check_model_linked(elf, model_dir / SYMBOLS_FILE, board.name, map_path)
+        except ModelMissing:
+            elf.unlink()  # never a firmware without its model to run or flash; the map file says what went
+            raise
+        return elf
 
-    elf = out_dir / "firmware.elf"
+    bounds = recursion_bounds(bundle.graph, model_dir)
+
+    def stack_of(elf: Path) -> StackEstimate:
+        return estimate_stack(elf, callgraph_files(elf), recursion_bounds=bounds)
+
+    if not board.is_mcu:
+        elf = link("firmware", "build.log")
+        stack = StackEstimate(None, notes=("native: the firmware runs on the host process's stack; not estimated",))
+        return Firmware(elf, board, bundle.hash, memory_report(elf).with_stack(stack), tuple(sorted(bounds.items())))
+    _, ram_origin = board.memory_origins
     try:
-        _compile(mcu_link(board.flash_bytes, board.ram_bytes, "firmware") if board.is_mcu
-                 else [*cmd, "-D_GNU_SOURCE", *inputs, "-o", str(elf), "-lm"], out_dir / "build.log", f"build for {board.name} ({backend} backend)")
-    except ModelTooLarge:
-        _refuse_too_large(board, mcu_link, out_dir)
-    return Firmware(elf, board, bundle.hash, memory_report(elf))
+        elf = link("firmware", "build.log", board.flash_bytes, board.ram_bytes, board.stack_bytes)
+        measured = elf
+    except ModelTooLarge:  # link again with room to spare to measure the firmware, then decide
+        measured = link("measure", "measure.log", MEASURING_BYTES, MEASURING_BYTES)
+    memory, stack = memory_report(measured), stack_of(measured)
+    static = max(memory.ram_static_bytes, static_ram_extent(measured, ram_origin))
+    try:
+        region, note = stack_region(board, memory.flash_bytes, static, stack, out_dir)
+    finally:
+        if measured.name == "measure.elf":
+            for path in [measured, *out_dir.glob("measure.elf-*.su"), *out_dir.glob("measure.elf-*.ci")]:
+                path.unlink()
+    if measured.name == "measure.elf" or region != board.stack_bytes:
+        elf = link("firmware", "build.log", board.flash_bytes, board.ram_bytes, region)
+        memory, stack = memory_report(elf), stack_of(elf)
+    return Firmware(elf, board, bundle.hash, memory.with_stack(stack, (note,) if note else ()), tuple(sorted(bounds.items())))

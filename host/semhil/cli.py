@@ -150,9 +150,44 @@ def build(bundle: Path, board: str, backend: str) -> None:
     from .boards import load_board
     from .build import build_firmware
     from .clocks import clock_plan
-    from .report import firmware_table
     b = load_board(board)
     console.print(firmware_table(build_firmware(load_bundle(bundle), b, backend), clock_plan(b)))
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.1f} KB"
+
+
+def _of(used: int, capacity: int | None) -> str:
+    return _kb(used) + (f" of {_kb(capacity)} ({100 * used / capacity:.0f} %)" if capacity else "")
+
+
+def firmware_table(firmware, plan):
+    """What `semhil build` prints: flash, static RAM, the worst-case stack and peak RAM (static + stack)
+    against the board's flash and RAM, the stack region linked, the clock, and the build's notes."""
+    from rich.table import Table
+    board, m = firmware.board, firmware.memory
+    table = Table(title=f"{firmware.path}", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    table.add_row("flash (text + rodata + data)", _of(m.flash_bytes, board.flash_bytes))
+    table.add_row("static RAM (data + bss)", _kb(m.ram_static_bytes))
+    if board.is_mcu:
+        estimate = m.stack_estimate_bytes
+        table.add_row("stack, worst case (GCC call graph)", "unbounded" if estimate is None else f"{_kb(estimate)} ({estimate:,} B)")
+        if m.peak_ram_bytes is not None:
+            table.add_row("peak RAM (static + stack)", _of(m.peak_ram_bytes, board.ram_bytes))
+        else:
+            table.add_row("RAM (static + stack region)", _of(m.ram_static_bytes + m.stack_region_bytes, board.ram_bytes))
+        region = "the board file's stack_bytes" if m.stack_region_bytes == board.stack_bytes else "see the note"
+        table.add_row("stack region linked", f"{_kb(m.stack_region_bytes)} ({region})")
+        if m.stack_path:
+            chain = " > ".join(m.stack_path).replace(" > + ", " + ")
+            table.caption = f"deepest stack: {chain}"
+        table.add_row("clock", plan.describe())
+    for note in m.notes:
+        table.add_row("[yellow]note[/]", note)
+    return table
 
 
 @cli.command()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from .report import latency_cells
 from .report_page import accuracy_by_ber, ber_label
 
 
@@ -26,13 +27,14 @@ def comparison_table(rows: list[dict]) -> Table:
     first = rows[0]
     table = Table(title=f"codecs compared on {first['board']} ({first['backend']} backend), {first['n_images']} test images",
                   caption="B/image: bytes over the radio per image (Huffman: if entropy-coded); accuracy of the board's codes "
-                          "through an i.i.d. bit channel; latency: device median")
-    for name in ("codec", "B/image", "Huffman B", "flash KB", "RAM KB", "latency", *(f"BER {ber_label(b)}" for b in bers)):
+                          "through an i.i.d. bit channel; latency: device median (after last byte: the part of it after "
+                          "the image's last byte arrived)")
+    for name in ("codec", "B/image", "Huffman B", "flash KB", "RAM KB", "latency", "after last byte", *(f"BER {ber_label(b)}" for b in bers)):
         table.add_column(name, justify="left" if name == "codec" else "right")
     for row in rows:
-        dev, lat = row["device"], row["device"]["latency"]
+        dev = row["device"]
         huffman = row["entropy_coded_bytes_per_image"]
         table.add_row(row["codec"], f"{row['bytes_per_image']:,}", "-" if huffman is None else f"{huffman:,.0f}",
-                      f"{dev['flash_bytes'] / 1024:.1f}", f"{dev['ram_static_bytes'] / 1024:.1f}", f"{lat['median']:,.0f} {lat['unit']}",
+                      f"{dev['flash_bytes'] / 1024:.1f}", f"{dev['ram_static_bytes'] / 1024:.1f}", *latency_cells(dev, short_unit=False),
                       *(f"{row['accuracy'][str(b)] * 100:.1f} %" if str(b) in row["accuracy"] else "-" for b in bers))
     return table

@@ -8,16 +8,20 @@ from codec_train.simulate import run_graph
 from codec_train.train import float_symbols
 
 from .backends.graph import activation_lower_bound, macs, output_bytes, output_shape, weight_bytes
+from .backends.standalone import plan
 
 
 def layer_rows(graph: dict, layer_ticks: dict[str, int] | None = None, ticks_to_unit: float = 1.0) -> list[dict]:
-    """One row per graph layer: output shape, MACs, weight and activation bytes, and the device time
-    (in the latency unit) when the board's per-layer ticks are given. Layers a backend merges (NNoM's
-    encoder tail) report their time under the first of them."""
+    """One row per graph layer: output shape, MACs, weight bytes, the whole output tensor's bytes (what
+    a whole-tensor backend such as NNoM holds), the bytes of the buffers the standalone backend's row
+    pipeline keeps for it, and the device time (in the latency unit) when the board's per-layer ticks
+    are given. Layers a backend merges (NNoM's encoder tail) report their time under the first of them."""
+    streamed = plan(graph).layer_bytes()
     rows = []
     for layer in graph["layers"]:
         row = {"layer": layer["name"], "op": layer["op"], "output_shape": output_shape(layer), "macs": macs(layer),
-               "weight_bytes": weight_bytes(layer), "activation_bytes": output_bytes(layer)}
+               "weight_bytes": weight_bytes(layer), "activation_bytes": output_bytes(layer),
+               "streamed_bytes": streamed.get(layer["name"], 0)}
         if layer_ticks is not None:
             ticks = layer_ticks.get(layer["name"])
             row["device_time"] = None if ticks is None else ticks * ticks_to_unit
@@ -27,12 +31,12 @@ def layer_rows(graph: dict, layer_ticks: dict[str, int] | None = None, ticks_to_
 
 def layer_table(rows: list[dict], title: str, unit: str | None = None) -> Table:
     table = Table(title=title)
-    for name in ("layer", "output", "MACs", "weights", "activations", *([f"device ({unit})"] if unit else [])):
+    for name in ("layer", "output", "MACs", "weights", "whole tensor", "streamed", *([f"device ({unit})"] if unit else [])):
         table.add_column(name, justify="left" if name == "layer" else "right")
     for row in rows:
         time = [] if unit is None else ["" if row.get("device_time") is None else f"{row['device_time']:,.0f}"]
         table.add_row(row["layer"], "x".join(map(str, row["output_shape"])), f"{row['macs']:,}", f"{row['weight_bytes']:,} B",
-                      f"{row['activation_bytes']:,} B", *time)
+                      f"{row['activation_bytes']:,} B", "-" if row.get("streamed_bytes") is None else f"{row['streamed_bytes']:,} B", *time)
     return table
 
 

@@ -2,6 +2,12 @@
 
 A frame is `version u8 | type u8 | seq u16 LE | len u16 LE | payload[len] | crc32 u32 LE`, the
 CRC-32 (zlib) covering every byte before it. On the wire: COBS(frame), then one 0x00 delimiter.
+
+An image goes to the board in chunks of whole rows (IMAGE_CHUNK: `image u16 | first_row u16 |
+pixels`), one chunk in flight: the board answers CHUNK_OK (`image u16 | next_row u16`) once it has
+consumed the chunk's rows, and INFER_OK (`ticks_total u32 | ticks_after_last_byte u32 | stack_peak
+u32 | code`) to the chunk holding the image's last row. INFO tells the image's rows, the bytes of a
+row and the most rows one chunk may carry.
 """
 from __future__ import annotations
 
@@ -13,19 +19,23 @@ from dataclasses import dataclass
 
 from cobs import cobs
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER = struct.Struct("<BBHH")
+CHUNK_HEADER = struct.Struct("<HH")      # IMAGE_CHUNK: image, first_row; then the rows' pixels
+CHUNK_OK = struct.Struct("<HH")          # CHUNK_OK: image, next_row
+INFER_OK_HEADER = struct.Struct("<III")  # INFER_OK: ticks_total, ticks_after_last_byte, stack_peak; then the code
 CRC_BYTES = 4
 MAX_WIRE_BYTES = 1 << 16  # a reader drops any longer run of bytes without a delimiter
 
 
 class MsgType(enum.IntEnum):
     INFO_REQ = 0x01
-    INFER = 0x02
+    IMAGE_CHUNK = 0x02
     LAYERS_REQ = 0x03
     INFO = 0x81
     INFER_OK = 0x82
     LAYERS = 0x83
+    CHUNK_OK = 0x84
     ERROR = 0x7F
 
 
@@ -38,6 +48,10 @@ class ErrorCode(enum.IntEnum):
     BAD_INPUT_SIZE = 6
     BAD_COBS = 7
     MODEL_NOT_READY = 8
+    IMAGE_OUT_OF_ORDER = 9   # first_row is not the next row of the image in progress
+    IMAGE_NOT_BEGUN = 10     # first_row > 0 and no image in progress with that id
+    IMAGE_CUT_SHORT = 11     # first_row 0 while another image was unfinished: that one is dropped, send again
+    CHUNK_TOO_LARGE = 12     # more rows than chunk_rows, or rows past the image's end
 
 
 class FrameError(Exception):
@@ -57,7 +71,8 @@ class Frame:
 
 @dataclass(frozen=True)
 class InferResult:
-    ticks: int
+    ticks: int                  # device compute for the whole image
+    ticks_after_last_byte: int  # of which after the image's last chunk arrived
     stack_peak_bytes: int
     code: bytes
 
@@ -142,11 +157,40 @@ def parse_info(payload: bytes) -> dict[str, str]:
     return info
 
 
+def encode_image_chunk(image: int, first_row: int, pixels: bytes) -> bytes:
+    """The payload of an IMAGE_CHUNK: rows first_row.. of image `image` (their pixels, whole rows)."""
+    if not 0 <= image <= 0xFFFF or not 0 <= first_row <= 0xFFFF:
+        raise ValueError(f"image {image} or first_row {first_row} does not fit 16 bits")
+    return CHUNK_HEADER.pack(image, first_row) + bytes(pixels)
+
+
+def parse_image_chunk(payload: bytes) -> tuple[int, int, bytes]:
+    """(image, first_row, pixels) of an IMAGE_CHUNK payload."""
+    if len(payload) < CHUNK_HEADER.size:
+        raise FrameError(f"IMAGE_CHUNK payload of {len(payload)} bytes is shorter than image and first_row")
+    image, first_row = CHUNK_HEADER.unpack_from(payload)
+    return image, first_row, bytes(payload[CHUNK_HEADER.size:])
+
+
+def parse_chunk_ok(payload: bytes) -> tuple[int, int]:
+    """(image, next_row) of a CHUNK_OK."""
+    if len(payload) != CHUNK_OK.size:
+        raise FrameError(f"CHUNK_OK payload of {len(payload)} bytes, expected {CHUNK_OK.size} (image, next_row)")
+    return CHUNK_OK.unpack(payload)
+
+
 def parse_infer_ok(payload: bytes) -> InferResult:
-    if len(payload) < 8:
-        raise FrameError(f"INFER_OK payload of {len(payload)} bytes is shorter than ticks and stack peak")
-    ticks, stack_peak = struct.unpack_from("<II", payload)
-    return InferResult(ticks, stack_peak, bytes(payload[8:]))
+    if len(payload) < INFER_OK_HEADER.size:
+        raise FrameError(f"INFER_OK payload of {len(payload)} bytes is shorter than its {INFER_OK_HEADER.size}-byte "
+                         "header (ticks, ticks after the last byte, stack peak)")
+    ticks, ticks_after, stack_peak = INFER_OK_HEADER.unpack_from(payload)
+    return InferResult(ticks, ticks_after, stack_peak, bytes(payload[INFER_OK_HEADER.size:]))
+
+
+def split_rows(image: bytes, row_bytes: int, chunk_rows: int) -> list[tuple[int, bytes]]:
+    """(first_row, pixels) of each chunk of an image: chunk_rows rows each, the last one the rest."""
+    step = row_bytes * chunk_rows
+    return [(at // row_bytes, bytes(image[at:at + step])) for at in range(0, len(image), step)]
 
 
 def parse_error(payload: bytes) -> tuple[int, str]:

@@ -5,7 +5,8 @@ map, one firmware per bundle x board x backend, and the fixtures a HIL test need
     pytest --hardware-map rig.toml -n 2        # pytest-xdist: one worker per board
 
 Fixtures: `board` (the board running the bundle's firmware, session scope), `dut` (a connection to
-it: INFO, INFER), `bundle`, `firmware`, `board_config` (the board file), `backend`, `bers`.
+it, INFO already asked: info(), infer(image) sends an image in chunks of rows and returns its code),
+`bundle`, `firmware`, `board_config` (the board file), `backend`, `bers`.
 Marker: @pytest.mark.needs_board(min_ram_kb=…, min_flash_kb=…, core=…, run_kind=…) skips the boards
 that lack it. JUnit XML (--junitxml) gets each test's board, bundle hash, firmware hash and board serial.
 """

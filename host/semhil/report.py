@@ -47,6 +47,10 @@ def device_table(result: dict, board) -> Table:
     table.add_row("stack peak", _of(dev["stack_peak_bytes"], board.stack_bytes))
     table.add_row("activation arena (lower bound)", f"{_kb(dev['arena_bytes'])} ({_kb(dev['activation_lower_bound_bytes'])})")
     table.add_row("device latency, median (p95)", f"{lat['median']:,.0f} ({lat['p95']:,.0f}) {lat['unit']}")
+    after = dev.get("latency_after_last_byte")
+    table.add_row("  of which after the image's last byte", f"{after['median']:,.0f} ({after['p95']:,.0f}) {lat['unit']}" if after else "-")
+    if "peak_ram_bytes" in dev:
+        table.add_row("peak RAM (static RAM + stack peak)", _kb(dev["peak_ram_bytes"]))
     if dev["macs"]:
         table.add_row(f"{lat['unit']} per MAC", f"{lat['median'] / dev['macs']:.2f} ({dev['macs']:,} MACs)")
     table.add_row("wire time per image", f"{result['wire_ms_per_image']:.1f} ms at {board.uart_baud} baud")
@@ -78,17 +82,28 @@ def summary_table(results: list[dict]) -> Table:
     bytes per image, accuracy at BER 0 and 1 %."""
     from .report_page import RunNames, started_utc
     names = RunNames(results)
-    table = Table(title=f"models x boards, {len(results)} run(s)", caption="memory in KB; latency: median after warm-up")
-    for name in ("started (UTC)", "model", "board", "backend", "images", "flash", "RAM", "stack", "latency", "B/image", "BER 0", "BER 1 %"):
+    table = Table(title=f"models x boards, {len(results)} run(s)",
+                  caption="memory in KB; latency: median after warm-up; after last byte: the part of it after the image's last byte arrived")
+    for name in ("started (UTC)", "model", "board", "backend", "images", "flash", "RAM", "stack", "latency", "after last byte",
+                 "B/image", "BER 0", "BER 1 %"):
         table.add_column(name, justify="left" if name in ("started (UTC)", "model", "board", "backend") else "right")
     for r in results:
-        dev, lat = r["device"], r["device"]["latency"]
+        dev = r["device"]
         accuracy = {row["ber"]: row["accuracy"] for row in r["results"] if row["channel"] == "iid"}
         table.add_row(started_utc(r), names.model(r), r["board"], r["backend"], f"{r['n_images']:,}",
                       *(f"{dev[k] / 1024:.1f}" for k in ("flash_bytes", "ram_static_bytes", "stack_peak_bytes")),
-                      f"{lat['median']:,.0f} {UNIT_SHORT.get(lat['unit'], lat['unit'])}", str(r["bytes_per_image"]),
+                      *latency_cells(dev), str(r["bytes_per_image"]),
                       *(f"{accuracy[b] * 100:.1f} %" if b in accuracy else "-" for b in (0.0, 0.01)))
     return table
+
+
+def latency_cells(device: dict, short_unit: bool = True) -> tuple[str, str]:
+    """The median device latency and the median after the image's last byte ("-" in results from
+    before the board reported it), with their unit."""
+    lat = device["latency"]
+    unit = UNIT_SHORT.get(lat["unit"], lat["unit"]) if short_unit else lat["unit"]
+    after = device.get("latency_after_last_byte")
+    return f"{lat['median']:,.0f} {unit}", f"{after['median']:,.0f} {unit}" if after else "-"
 
 
 def print_warnings(warnings, console: Console) -> None:

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from .errors import SemhilError
-from .report import UNIT_SHORT
+from .report import latency_cells
 from .store.catalog import EXPECTED
 
 PLOTS = {  # plot id -> (file, alt text)
@@ -153,15 +153,16 @@ def plot_memory(results: list[dict], names: RunNames, path: Path) -> Path:
 def summary_rows(results: list[dict], names: RunNames, bers: list[float]) -> list[list[str]]:
     rows = []
     for r in results:
-        dev, lat, accuracy = r["device"], r["device"]["latency"], accuracy_by_ber(r, "iid")
+        dev, accuracy = r["device"], accuracy_by_ber(r, "iid")
         rows.append([started_utc(r), names.model(r), r["board"], r["backend"], f"{r['n_images']:,}",
                      *(f"{dev[k] / 1024:.1f}" for k in ("flash_bytes", "ram_static_bytes", "stack_peak_bytes")),
-                     f"{lat['median']:,.0f} {UNIT_SHORT.get(lat['unit'], lat['unit'])}", str(r["bytes_per_image"]),
+                     *latency_cells(dev), str(r["bytes_per_image"]),
                      *(f"{accuracy[b] * 100:.1f} %" if b in accuracy else "-" for b in bers)])
     return rows
 
 
-SUMMARY_HEADER = ["started (UTC)", "model", "board", "backend", "images", "flash KB", "RAM KB", "stack KB", "latency", "B/image"]
+SUMMARY_HEADER = ["started (UTC)", "model", "board", "backend", "images", "flash KB", "RAM KB", "stack KB", "latency",
+                  "after last byte", "B/image"]
 
 
 def report_blocks(results: list[dict], title: str, plots: dict[str, Path], warnings=()) -> list[tuple]:
@@ -170,7 +171,8 @@ def report_blocks(results: list[dict], title: str, plots: dict[str, Path], warni
     names = RunNames(results)
     iid_bers = bers_of(results, "iid")
     blocks: list[tuple] = [("h1", title), ("p", f"{len(results)} run(s), in the order given (a folder's: newest first). Memory in KB; "
-                                                 "latency: device median after warm-up; accuracy: top-1 on the board's codes through the channel.")]
+                                                 "latency: device median after warm-up (after last byte: the part of it after the image's "
+                                                 "last byte arrived); accuracy: top-1 on the board's codes through the channel.")]
     if warnings:
         blocks += [("h2", "Warnings"), ("list", list(warnings))]
     blocks.append(("table", [*SUMMARY_HEADER, *(f"BER {ber_label(b)}" for b in iid_bers)], summary_rows(results, names, iid_bers)))

@@ -83,8 +83,8 @@ def logged_records(log_path: Path, labels: np.ndarray) -> list[dict]:
 
 def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np.ndarray, log_path: Path,
                   progress: Progress | None = None, resume: bool = False) -> list[dict]:
-    """INFER every image; append one JSON line per image to log_path as it arrives. With resume,
-    the images already in log_path are kept and not sent again."""
+    """Send every image (in chunks of rows, Dut.infer) and get its code; append one JSON line per image to
+    log_path as it arrives. With resume, the images already in log_path are kept and not sent again."""
     records = logged_records(log_path, labels) if resume else []
     job = progress.add_task(f"images on {dut.name}", total=len(images), completed=len(records)) if progress else None
     with log_path.open("a" if resume else "w") as log:
@@ -96,8 +96,8 @@ def collect_codes(dut: Dut, images: np.ndarray, labels: np.ndarray, expected: np
             except BoardNotAnswering as e:
                 raise BoardNotAnswering(f"{e}; the {i} images measured so far are in {log_path}") from None
             record = {"index": i, "label": int(labels[i]), "code": result.code.hex(), "ticks": result.ticks,
-                      "stack_peak_bytes": result.stack_peak_bytes, "bit_exact": result.code == expected[i].tobytes(),
-                      "round_trip_ms": round((time.perf_counter() - sent) * 1000, 3)}
+                      "ticks_after_last_byte": result.ticks_after_last_byte, "stack_peak_bytes": result.stack_peak_bytes,
+                      "bit_exact": result.code == expected[i].tobytes(), "round_trip_ms": round((time.perf_counter() - sent) * 1000, 3)}
             append_line(log, record)
             records.append(record)
             if progress:
@@ -133,7 +133,12 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
             layer_ticks = dut.layer_ticks()  # of the last image
     payloads = np.stack([np.frombuffer(bytes.fromhex(r["code"]), np.uint8) for r in records])
     measured = records[min(options.warmup, len(records) - 1):]  # after warm-up
-    latency = device_latency(np.array([r["ticks"] for r in measured], float), board, int(info["timer_hz"]))
+    timer_hz = int(info["timer_hz"])
+    latency = device_latency(np.array([r["ticks"] for r in measured], float), board, timer_hz)
+    # records an interrupted run logged before the board reported it lack ticks_after_last_byte
+    after = device_latency(np.array([r["ticks_after_last_byte"] for r in measured if "ticks_after_last_byte" in r], float),
+                           board, timer_hz)
+    stack_peak = max(r["stack_peak_bytes"] for r in records)
     round_trips = [r["round_trip_ms"] for r in measured]
     code_bytes = bundle.graph["code_bytes"]
     rows, task_accuracy = score(bundle, images, labels, payloads, options.channels, options.seed, options.pilots)
@@ -144,11 +149,14 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
         "bit_exact_fraction": float(np.mean([r["bit_exact"] for r in records])),
         "device": {
             "flash_bytes": firmware.memory.flash_bytes, "ram_static_bytes": firmware.memory.ram_static_bytes,
-            "stack_peak_bytes": max(r["stack_peak_bytes"] for r in records), "arena_bytes": int(info["arena_bytes"]),
+            "stack_peak_bytes": stack_peak, "arena_bytes": int(info["arena_bytes"]),
+            "peak_ram_bytes": firmware.memory.ram_static_bytes + stack_peak,
             "latency": {"unit": board.latency_unit, "median": float(np.median(latency)), "p95": float(np.percentile(latency, 95))},
+            **({"latency_after_last_byte": {"unit": board.latency_unit, "median": float(np.median(after)),
+                                            "p95": float(np.percentile(after, 95))}} if len(after) else {}),
             "activation_lower_bound_bytes": activation_lower_bound(bundle.graph), "macs": total_macs(bundle.graph),
         },
-        "layers": layer_rows(bundle.graph, layer_ticks, float(device_latency(np.ones(1), board, int(info["timer_hz"]))[0])),
+        "layers": layer_rows(bundle.graph, layer_ticks, float(device_latency(np.ones(1), board, timer_hz)[0])),
         "wire_ms_per_image": (images[0].size + code_bytes + bundle.graph.get("side_bytes", 0)) * 10 / board.uart_baud * 1000,
         "round_trip_ms": {"median": float(np.median(round_trips)), "p95": float(np.percentile(round_trips, 95))},
         "warnings": board_warnings(info, board),

@@ -21,6 +21,7 @@ from .channel import parse_channel
 from .discovery import how_to_reach
 from .errors import SemhilError
 from .jsonl import append_line, read_whole_lines
+from .report import latency_cells
 from .session import RunOptions, run_on_board
 from .store import write_atomically
 
@@ -107,12 +108,12 @@ def run_sweep(plan: SweepPlan, bundles: list, out: Path, resume: bool, progress:
 def sweep_table(results: list[dict], plan: SweepPlan) -> Table:
     """model x board -> accuracy through each channel, device latency, bytes per image."""
     table = Table(title=f"sweep: {len(results)} run(s), {plan.images} images each, {plan.backend} backend",
-                  caption="accuracy through each channel; latency: device median after warm-up"
+                  caption="accuracy through each channel; latency: device median after warm-up (after last byte: the part "
+                          "of it after the image's last byte arrived)"
                   + (f"; the decoder was told the BER estimated from pilots ({plan.pilots})" if plan.pilots else ""))
-    for name in ("model", "board", "B/image", "latency", *plan.channels):
+    for name in ("model", "board", "B/image", "latency", "after last byte", *plan.channels):
         table.add_column(name, justify="left" if name in ("model", "board") else "right")
     for r in results:
-        latency = r["device"]["latency"]
-        table.add_row(Path(r["bundle"]).name, r["board"], str(r["bytes_per_image"]), f"{latency['median']:,.0f} {latency['unit']}",
+        table.add_row(Path(r["bundle"]).name, r["board"], str(r["bytes_per_image"]), *latency_cells(r["device"], short_unit=False),
                       *(f"{row['accuracy'] * 100:.1f} %" for row in r["results"]))
     return table

@@ -10,7 +10,8 @@ import math
 
 from ..errors import SemhilError
 from .graph import IN_PLACE_OPS, elements
-from .standalone import _ints, _layer_code, model_header
+from .c_data import floats, ints as _ints, layer_data
+from .standalone import model_header
 
 NNOM_OPS = ("conv2d", "maxpool")
 INT8_TAIL_OPS = ("local_dense", "select_channels")
@@ -92,8 +93,8 @@ def _tail(tail: list[dict]) -> list[str]:
             out_channels = [f"    layer->out->tensor->dim[2] = {layer['out_shape'][2]};"]
         src = "q" if i <= n_int8 else "x"
         dst = {"local_dense": "side_code", "select_channels": "selected", "quantize": "layer->out->tensor->p_data"}.get(layer["op"], "x")
-        layer_data, call = _layer_code(layer, f"tail{i}", src, dst, "NULL")
-        data += layer_data
+        data += layer_data(layer, f"tail{i}")
+        call = _tail_call(layer, f"tail{i}", src, dst)
         calls += [f"    {call}", *(["    q = selected;"] if layer["op"] == "select_channels" else [])]
     return [
         *data,
@@ -119,6 +120,39 @@ def _tail(tail: list[dict]) -> list[str]:
         f'static const nnom_lambda_config_t tail_config = {{.super = {{.name = "{tail[0]["name"]}"}}, .run_func_name = tail_run, '
         ".build_func_name = tail_build};",
     ]
+
+
+def _tail_call(layer: dict, name: str, src: str, dst: str) -> str:
+    """The call of one tail layer's standalone kernel on the whole tensor."""
+    op, shape = layer["op"], layer.get("shape") or layer.get("in_shape")
+    pixels, channels = shape[0] * shape[1], shape[2]
+    calls = {
+        "select_channels": lambda: f"k_select_channels_s8((const int8_t *){src}, {pixels}, {channels}, {name}_channels, "
+                                   f"{len(layer['channels'])}, (int8_t *){dst});",
+        "local_dense": lambda: f"k_local_dense_s8_f32((const int8_t *){src}, {pixels}, {channels}, {name}_channels, "
+                               f"{len(layer['channels'])}, {layer['in_dec']}, {name}_w, {name}_b, {layer['outputs']}, "
+                               f"{dst} + {layer['side_offset']});",
+        "gdn": lambda: f"k_gdn_s8_f32((const int8_t *){src}, (float *){dst}, {pixels}, {channels}, {layer['in_dec']}, "
+                       f"{name}_beta, {name}_gamma);",
+        "dequantize": lambda: f"k_dequantize_s8_f32((const int8_t *){src}, (float *){dst}, {pixels * channels}, {layer['in_dec']});",
+        "prelu": lambda: f"k_prelu_f32((float *){src}, {pixels}, {channels}, {name}_alpha);",
+        "energy_norm": lambda: f"k_energy_norm_f32((float *){src}, {pixels * channels}, {floats([layer['eps']])});",
+        "quantize": lambda: f"k_quantize_f32((const float *){src}, (uint8_t *){dst}, {pixels * channels}, {name}_centres, "
+                            f"{len(layer['centres'])});",
+    }
+    return calls[op]()
+
+
+WHOLE_IMAGE = [  # NNoM runs on the whole image: its rows are gathered, then the model runs at the end
+    "static uint8_t *image_code;", "static uint32_t rows_in;", "",
+    "void device_half_begin(uint8_t *code)", "{", "    image_code = code;", "    rows_in = 0;",
+    "    for (uint32_t i = 0; i < MODEL_LAYERS; i++)", "        device_half_layer_ticks[i] = 0;", "}", "",
+    "void device_half_rows(const uint8_t *pixels, uint32_t n_rows)", "{",
+    "    const uint64_t start = th_timer_ticks();",
+    "    k_pixels_to_s8(pixels, input_data + rows_in * MODEL_ROW_BYTES, n_rows * MODEL_ROW_BYTES);",
+    "    rows_in += n_rows;",
+    "    device_half_layer_ticks[0] += (uint32_t)(th_timer_ticks() - start);", "}", "",
+    "void device_half_end(void)", "{", "    run_whole(image_code);", "}", ""]
 
 
 RELU6_RUN = """__attribute__((unused)) static nnom_status_t relu6_run(nnom_layer_t *layer)
@@ -193,7 +227,7 @@ def generate(graph: dict, bundle_hash: str, arena_bytes: int = SIZING_ARENA_BYTE
         "static nnom_status_t layer_done(nnom_model_t *m, nnom_layer_t *layer)",
         "{", "    (void)m, (void)layer;", "    const uint64_t now = th_timer_ticks();",
         "    if (layer_index < MODEL_LAYERS)",
-        "        device_half_layer_ticks[layer_index++] = (uint32_t)(now - layer_start);",
+        "        device_half_layer_ticks[layer_index++] += (uint32_t)(now - layer_start);",
         "    layer_start = now;", "    return NN_SUCCESS;", "}", "",
         "/* Creates each layer, hooks it to the one before; any NULL (NNoM out of static memory) stops it. */",
         "#define ADD(created) do { nnom_layer_t *l = (created); if (l == NULL || (last = model.hook(l, last)) == NULL) "
@@ -211,10 +245,10 @@ def generate(graph: dict, bundle_hash: str, arena_bytes: int = SIZING_ARENA_BYTE
         "    if (status != NN_SUCCESS)", "        return -status;",
         "    model_set_callback(&model, layer_done);", "    return 0;", "}", "",
         "uint32_t device_half_arena_bytes(void)", "{", "    return (uint32_t)nnom_mem_stat();", "}", "",
-        "void device_half_run(const uint8_t *image, uint8_t *code)", "{",
+        "static void run_whole(uint8_t *code)", "{",
         "    layer_index = 0;", "    side_code = code;", "    layer_start = th_timer_ticks();",
-        f"    k_pixels_to_s8(image, input_data, {h * w * c});",
         "    model_run(&model);",
         *send,
-        "    device_half_layer_ticks[MODEL_LAYERS - 1] = (uint32_t)(th_timer_ticks() - layer_start);", "}", ""])
+        "    device_half_layer_ticks[MODEL_LAYERS - 1] += (uint32_t)(th_timer_ticks() - layer_start);", "}", "",
+        *WHOLE_IMAGE])
     return {"model.h": model_header(graph, bundle_hash, "nnom", arena_bytes, len(names)), "model.c": source}

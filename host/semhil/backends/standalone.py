@@ -1,139 +1,286 @@
-"""C code for a device graph, standalone backend: weights as const arrays, one static arena, and a
-device_half_run() that calls the kernels of device/kernels in graph order and times each layer.
+"""C code for a device graph, standalone backend: the image is computed while its rows arrive.
 
-The arena is used from both ends: a layer reads its input at one end and writes its output at the
-other, with the conv's im2col scratch between them, so the arena is exactly the largest
-input + output + scratch of any layer (graph.activation_lower_bound, up to 4-byte alignment)."""
+The graph's leading convs and max-pools run as a row pipeline (device/kernels/row_pipeline.h), each
+keeping only the rows it still needs; the per-pixel layers after them (channel selection, a local
+predictor, GDN or dequantization, PReLU, the quantizer, the crop and the packer) run on each output
+row as it comes, as a tail generated here. Energy normalisation needs the whole code map's energy:
+its int8 input is kept (a quarter of the float map), the energy summed in the first pass, and the
+float layers computed again in a second pass at the end, in the same order, so that the codes are
+the simulator's bit for bit. plan() sizes every buffer before anything is built."""
 from __future__ import annotations
 
-import numpy as np
+import math
+from dataclasses import dataclass
 
 from ..errors import SemhilError
-from .graph import IN_PLACE_OPS, SIDE_OPS, align4, elements, steps
+from .c_data import floats, layer_data
+from .graph import align4, elements
 
-GDN_MAX_CHANNELS = 64  # K_GDN_MAX_CHANNELS in device/kernels/kernels.h
-SUPPORTED_OPS = ("conv2d", "maxpool", "select_channels", "local_dense", "gdn", "dequantize", "prelu", "energy_norm", "quantize", "crop", "pack")
-
-
-def _ints(values) -> str:
-    return ",".join(str(int(v)) for v in values)
-
-
-def _floats(values) -> str:
-    return ",".join(float(np.float32(v)).hex() + "f" for v in values)
-
-
-def arena_plan(graph: dict) -> tuple[int, list[tuple[dict, int, int, int]]]:
-    """(arena bytes, per layer (layer, input offset, output offset or -1 for the code buffer, scratch offset))."""
-    layer_steps = steps(graph)
-    size = max(align4(read) + align4(written) + scratch for _, read, written, scratch in layer_steps)
-    offset = {0: lambda n: 0, 1: lambda n: size - align4(n)}
-    plan, side = [], 0
-    for layer, read, written, _ in layer_steps:
-        src = offset[side](read)
-        if layer["op"] in IN_PLACE_OPS:
-            plan.append((layer, src, src, -1))
-            continue
-        if layer["op"] in ("pack", *SIDE_OPS):
-            plan.append((layer, src, -1, -1))
-            continue
-        dst = offset[1 - side](written)
-        plan.append((layer, src, dst, align4(read if side == 0 else written)))
-        side = 1 - side
-    return size, plan
+SPATIAL_OPS = ("conv2d", "maxpool")
+INT8_TAIL_OPS = ("local_dense", "select_channels")
+FLOAT_FIRST_OPS = ("gdn", "dequantize")
+SUPPORTED_OPS = (*SPATIAL_OPS, *INT8_TAIL_OPS, *FLOAT_FIRST_OPS, "prelu", "energy_norm", "quantize", "crop", "pack")
+TAIL_ORDER = ("local_dense or select_channels, then gdn or dequantize, then prelu, then energy_norm, then quantize, "
+              "then crop, then pack")
+FLOAT_MAP_MAX_BYTES = 16384  # energy normalisation keeps a float32 map up to this size, else the int8 map and computes again
+CHUNK_TARGET_BYTES = 512  # pixels per chunk of an image the planner aims at: whole rows, at least one
+MAX_KERNEL_H = 16  # K_CONV2D_MAX_KERNEL_H in device/kernels/kernels.h
+C_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4}
 
 
-def packed_weights(layer: dict) -> np.ndarray:
-    """The conv's weights in the standalone kernel's layout (K_CONV2D_WEIGHT_BYTES in kernels.h): rows
-    padded to a multiple of 4, channels in pairs, 4 values of one channel then 4 of the other."""
-    (kh, kw), ic, oc = layer["kernel"], layer["in_shape"][2], layer["out_shape"][2]
-    k, k4 = kh * kw * ic, align4(kh * kw * ic)
-    w = np.zeros(((oc + 1) // 2 * 2, k4), np.int8)
-    w[:oc, :k] = np.asarray(layer["weight"], np.int8).reshape(oc, k)
-    return w.reshape(-1, 2, k4 // 4, 4).transpose(0, 2, 1, 3).ravel()
+@dataclass(frozen=True)
+class Buffer:
+    name: str   # its C name
+    ctype: str
+    count: int
+    layer: str  # the graph layer it serves
+    holds: str  # what it holds, for people
+
+    @property
+    def bytes(self) -> int:
+        return self.count * C_BYTES[self.ctype]
 
 
-def _layer_code(layer: dict, name: str, src: str, dst: str, scratch: str) -> tuple[list[str], str]:
-    """(static data, the call) of one layer."""
-    op = layer["op"]
-    if op == "conv2d":
-        (ih, iw, ic), (oh, ow, oc) = layer["in_shape"], layer["out_shape"]
-        (kh, kw), (sh, sw), (ph, pw) = layer["kernel"], layer["stride"], layer["padding"]
-        data = [f"static const int8_t {name}_w[] = {{{_ints(packed_weights(layer))}}};",
-                f"static const int8_t {name}_b[] = {{{_ints(layer['bias'])}}};",
-                f"static const uint8_t {name}_bias_shift[] = {{{_ints(layer['bias_shift'])}}};",
-                f"static const uint8_t {name}_out_shift[] = {{{_ints(layer['out_shift'])}}};",
-                f"static const k_conv2d_t {name} = {{{ih}, {iw}, {ic}, {oh}, {ow}, {oc}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, "
-                f"{layer['act_min']}, {layer['act_max']}, {name}_w, {name}_b, {name}_bias_shift, {name}_out_shift}};"]
-        return data, f"k_conv2d_s8(&{name}, (const int8_t *){src}, (int8_t *){dst}, (int16_t *){scratch});"
-    if op == "maxpool":
-        (ih, iw, c), (oh, ow, _) = layer["in_shape"], layer["out_shape"]
-        (kh, kw), (sh, sw), (ph, pw) = layer["kernel"], layer["stride"], layer["padding"]
-        data = [f"static const k_maxpool_t {name} = {{{ih}, {iw}, {c}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}}};"]
-        return data, f"k_maxpool_s8(&{name}, (const int8_t *){src}, (int8_t *){dst});"
-    if op == "gdn":
-        h, w, c = layer["shape"]
-        if c > GDN_MAX_CHANNELS:
-            raise SemhilError(f"layer {layer['name']}: GDN over {c} channels, the kernel supports at most {GDN_MAX_CHANNELS}")
-        data = [f"static const float {name}_beta[] = {{{_floats(layer['beta'])}}};",
-                f"static const float {name}_gamma[] = {{{_floats(layer['gamma'])}}};"]
-        return data, f"k_gdn_s8_f32((const int8_t *){src}, (float *){dst}, {h * w}, {c}, {layer['in_dec']}, {name}_beta, {name}_gamma);"
-    if op == "select_channels":
-        h, w, c = layer["in_shape"]
-        return [f"static const uint16_t {name}_channels[] = {{{_ints(layer['channels'])}}};"], \
-            f"k_select_channels_s8((const int8_t *){src}, {h * w}, {c}, {name}_channels, {len(layer['channels'])}, (int8_t *){dst});"
-    if op == "local_dense":
-        h, w, c = layer["in_shape"]
-        data = [f"static const uint16_t {name}_channels[] = {{{_ints(layer['channels'])}}};",
-                f"static const float {name}_w[] = {{{_floats(layer['weight'])}}};",
-                f"static const float {name}_b[] = {{{_floats(layer['bias'])}}};"]
-        return data, (f"k_local_dense_s8_f32((const int8_t *){src}, {h * w}, {c}, {name}_channels, {len(layer['channels'])}, "
-                      f"{layer['in_dec']}, {name}_w, {name}_b, {layer['outputs']}, {dst} + {layer['side_offset']});")
-    if op == "dequantize":
-        return [], f"k_dequantize_s8_f32((const int8_t *){src}, (float *){dst}, {elements(layer['shape'])}, {layer['in_dec']});"
-    if op == "prelu":
-        h, w, c = layer["shape"]
-        return [f"static const float {name}_alpha[] = {{{_floats(layer['alpha'])}}};"], \
-            f"k_prelu_f32((float *){src}, {h * w}, {c}, {name}_alpha);"
-    if op == "energy_norm":
-        return [], f"k_energy_norm_f32((float *){src}, {elements(layer['shape'])}, {_floats([layer['eps']])});"
-    if op == "quantize":
-        return [f"static const float {name}_centres[] = {{{_floats(layer['centres'])}}};"], \
-            f"k_quantize_f32((const float *){src}, (uint8_t *){dst}, {elements(layer['shape'])}, {name}_centres, {len(layer['centres'])});"
-    if op == "crop":
-        (_, iw, c), (oh, ow, _) = layer["in_shape"], layer["out_shape"]
-        return [], f"k_crop_u8((const uint8_t *){src}, {iw}, {c}, {layer['top']}, {layer['left']}, {oh}, {ow}, (uint8_t *){dst});"
-    if op == "pack":
-        return [], f"k_pack_bits((const uint8_t *){src}, {layer['n_symbols']}, {layer['bits']}, code);"
-    raise SemhilError(f"layer {layer['name']}: op {op!r} has no standalone kernel (supported: {', '.join(SUPPORTED_OPS)})")
+@dataclass(frozen=True)
+class Stage:
+    index: int   # the layer's index in graph["layers"]
+    layer: dict
+    kind: str    # RP_CONV_WINDOW, RP_CONV_SUMS or RP_MAXPOOL
+    ring: int    # rows kept in the ring (window: input rows; max-pool: output rows)
+
+
+@dataclass(frozen=True)
+class Plan:
+    stages: list[Stage]
+    tail: list[tuple[int, dict]]  # (index in graph["layers"], layer), the pack last
+    row_shape: tuple[int, int, int]  # (height, width, channels) of the rows the tail takes
+    buffers: list[Buffer]
+
+    @property
+    def arena_bytes(self) -> int:
+        return sum(align4(b.bytes) for b in self.buffers)
+
+    def layer_bytes(self) -> dict[str, int]:
+        """The buffer bytes each layer holds."""
+        out: dict[str, int] = {}
+        for b in self.buffers:
+            out[b.layer] = out.get(b.layer, 0) + b.bytes
+        return out
+
+
+def _conv_sums_allowed(layer: dict) -> bool:
+    (kh, kw), (sh, _), (ph, _) = layer["kernel"], layer["stride"], layer["padding"]
+    return kh <= sh and ph == 0 and kw * layer["in_shape"][2] % 4 == 0
+
+
+def _stage_buffers(i: int, layer: dict) -> tuple[Stage, list[Buffer], int]:
+    """The stage of a conv or max-pool, its buffers, and the scratch bytes it needs. A conv keeps its
+    kernel_h input rows or, where its kernel rows never overlap and that is smaller, one input row and
+    its output row's sums; a max-pool keeps one input row and the output rows a row can still reach."""
+    (ih, iw, ic), (oh, ow, oc) = layer["in_shape"], layer["out_shape"]
+    (kh, kw), (sh, _) = layer["kernel"], layer["stride"]
+    name, in_row = f"l{i + 1}", iw * ic
+    if layer["op"] == "maxpool":
+        ring = min(math.ceil(kh / sh), oh)
+        return (Stage(i, layer, "RP_MAXPOOL", ring),
+                [Buffer(f"{name}_in_row", "int8_t", in_row, layer["name"], "the input row"),
+                 Buffer(f"{name}_rows", "int8_t", ring * ow * oc, layer["name"], f"{ring} output rows being pooled")], 0)
+    if kh > MAX_KERNEL_H:
+        raise SemhilError(f"layer {layer['name']}: a {kh}-row kernel; the standalone kernels take at most {MAX_KERNEL_H} rows")
+    window = min(kh, ih) * in_row
+    if _conv_sums_allowed(layer) and in_row + 4 * ow * oc < window:
+        return (Stage(i, layer, "RP_CONV_SUMS", 1),
+                [Buffer(f"{name}_in_row", "int8_t", in_row, layer["name"], "the input row"),
+                 Buffer(f"{name}_sums", "int32_t", ow * oc, layer["name"], "the output row's sums")], 2 * 2 * align4(kw * ic))
+    ring = min(kh, ih)
+    return (Stage(i, layer, "RP_CONV_WINDOW", ring),
+            [Buffer(f"{name}_rows", "int8_t", window, layer["name"], f"the last {ring} input rows")], 2 * 2 * align4(kh * kw * ic))
+
+
+def _check_tail(tail: list[dict]) -> None:
+    ops = [layer["op"] for layer in tail]
+    rank = {"local_dense": 0, "select_channels": 0, "gdn": 1, "dequantize": 1, "prelu": 2, "energy_norm": 3, "quantize": 4,
+            "crop": 5, "pack": 6}
+    for op in ops:
+        if op in SPATIAL_OPS:
+            raise SemhilError(f"a {op} after a per-pixel layer cannot be streamed: the graph's layers are {', '.join(ops)}")
+        if op not in rank:
+            raise SemhilError(f"op {op!r} has no standalone kernel (supported: {', '.join(SUPPORTED_OPS)})")
+    ranks = [rank[op] for op in ops]
+    has_float = any(op in FLOAT_FIRST_OPS for op in ops)
+    if ranks != sorted(ranks) or ops[-1] != "pack" or (has_float and "quantize" not in ops) \
+            or (not has_float and any(op in ("prelu", "energy_norm", "quantize") for op in ops)):
+        raise SemhilError(f"the standalone backend streams {TAIL_ORDER}; this graph's tail is {', '.join(ops)}")
+
+
+def plan(graph: dict) -> Plan:
+    """The row pipeline, the tail and every buffer of the standalone firmware's model."""
+    layers = graph["layers"]
+    n_spatial = next((i for i, layer in enumerate(layers) if layer["op"] not in SPATIAL_OPS), len(layers))
+    tail = list(enumerate(layers))[n_spatial:]
+    _check_tail([layer for _, layer in tail])
+    stages, buffers, scratch = [], [], 0
+    for i, layer in enumerate(layers[:n_spatial]):
+        stage, stage_buffers, stage_scratch = _stage_buffers(i, layer)
+        stages.append(stage)
+        buffers += stage_buffers
+        scratch = max(scratch, stage_scratch)
+    if scratch:
+        owner = max((s for s in stages if s.layer["op"] == "conv2d"), key=lambda s: _stage_buffers(s.index, s.layer)[2])
+        buffers.append(Buffer("conv_scratch", "int16_t", scratch // 2, owner.layer["name"], "im2col columns"))
+    h, w, c = stages[-1].layer["out_shape"] if stages else graph["input"]["shape"]
+    last = stages[-1].layer["name"] if stages else "input"
+    if stages or not graph["input"].get("raw_pixels"):
+        buffers.append(Buffer("tail_in", "int8_t", w * c, last, "the output row"))
+    for i, layer in tail:
+        name = f"l{i + 1}"
+        if layer["op"] == "local_dense":
+            buffers.append(Buffer(f"{name}_sums", "float", layer["outputs"], layer["name"], "the outputs' sums"))
+        elif layer["op"] == "select_channels":
+            c = len(layer["channels"])
+            buffers.append(Buffer(f"{name}_out", "int8_t", w * c, layer["name"], "the selected row"))
+        elif layer["op"] in FLOAT_FIRST_OPS and not keeps_float_map(tail, (h, w, c)):
+            buffers.append(Buffer("float_row", "float", w * c, layer["name"], "the row in float32"))
+        elif layer["op"] == "energy_norm" and keeps_float_map(tail, (h, w, c)):
+            buffers.append(Buffer("energy_map", "float", h * w * c, layer["name"], "the float32 map, for the second pass"))
+        elif layer["op"] == "energy_norm":
+            buffers.append(Buffer("energy_map", "int8_t", h * w * c, layer["name"], "the int8 map, computed again in the second pass"))
+        elif layer["op"] == "quantize":
+            buffers.append(Buffer("symbols", "uint8_t", w * c, layer["name"], "the row's symbols"))
+    return Plan(stages, tail, (h, w, c), buffers)
+
+
+def keeps_float_map(tail: list[tuple[int, dict]], row_shape) -> bool:
+    """Whether energy normalisation keeps the float32 map (small enough) rather than the int8 one."""
+    return any(layer["op"] == "energy_norm" for _, layer in tail) and 4 * elements(row_shape) <= FLOAT_MAP_MAX_BYTES
+
+
+def chunk_rows(graph: dict) -> int:
+    h, w, c = graph["input"]["shape"]
+    return max(1, min(h, CHUNK_TARGET_BYTES // (w * c)))
+
+
+def _stage_entry(stage: Stage) -> str:
+    name = f"l{stage.index + 1}"
+    conv, pool = (f"&{name}", "0") if stage.layer["op"] == "conv2d" else ("0", f"&{name}")
+    rows = f"{name}_rows" if stage.kind != "RP_CONV_SUMS" else "0"
+    in_row = f"{name}_in_row" if stage.kind != "RP_CONV_WINDOW" else "0"
+    sums = f"{name}_sums" if stage.kind == "RP_CONV_SUMS" else "0"
+    return f"    {{{stage.kind}, {stage.index + 1}, {conv}, {pool}, {rows}, {in_row}, {sums}, {stage.ring}, 0, 0}}, /* {stage.layer['name']} */"
+
+
+def _tail_code(p: Plan, graph: dict) -> tuple[list[str], list[str], list[str]]:
+    """(tail_row, the second pass at the end, the begin's resets) of the per-pixel layers."""
+    h, w, c = p.row_shape
+    energy = next((i for i, layer in p.tail if layer["op"] == "energy_norm"), None)
+    float_map = keeps_float_map(p.tail, p.row_shape)
+    first_pass, second_pass, begin = [], [], []
+    src, sym, n, channels = "row", None, w * c, c
+    floats_at = "float_row"
+    current = first_pass
+    for i, layer in p.tail:
+        op, name, tick = layer["op"], f"l{i + 1}", i + 1
+        timed = lambda call: f"    TIMED({tick}, {call});"  # noqa: E731
+        if op == "local_dense":
+            outputs, count = layer["outputs"], len(layer["channels"])
+            begin.append(f"    for (uint32_t j = 0; j < {outputs}; j++) {name}_sums[j] = {name}_b[j];")
+            current.append(timed(f"k_local_dense_rows_s8_f32({src}, {w}, {channels}, {name}_channels, {count}, {layer['in_dec']}, "
+                                 f"{name}_w + y * {w * count}, {h * w * count}, {outputs}, {name}_sums)"))
+        elif op == "select_channels":
+            count = len(layer["channels"])
+            current.append(timed(f"k_select_channels_s8({src}, {w}, {channels}, {name}_channels, {count}, {name}_out)"))
+            src, channels, n = f"{name}_out", count, w * count
+        elif op in FLOAT_FIRST_OPS:
+            floats_at = f"energy_map + y * {n}" if float_map else "float_row"
+            if energy is not None and not float_map:
+                first_pass.append(f"    TIMED({energy + 1}, memcpy(energy_map + y * {n}, {src}, {n}));")
+            call = (f"k_gdn_s8_f32({src}, {floats_at}, {w}, {channels}, {layer['in_dec']}, {name}_beta, {name}_gamma)" if op == "gdn"
+                    else f"k_dequantize_s8_f32({src}, {floats_at}, {n}, {layer['in_dec']})")
+            first_pass.append(timed(call))
+            if energy is not None and not float_map:
+                second_pass.append(timed(call.replace(f"({src},", f"(energy_map + y * {n},")))
+        elif op == "prelu":
+            call = timed(f"k_prelu_f32({floats_at}, {w}, {channels}, {name}_alpha)")
+            first_pass.append(call)
+            if energy is not None and not float_map:
+                second_pass.append(call)
+        elif op == "energy_norm":
+            first_pass.append(timed(f"energy = k_sum_squares_f32({floats_at}, {n}, energy)"))
+            second_pass.append(timed(f"k_divide_f32({floats_at}, {n}, energy_scale)"))
+            begin.append("    energy = 0.0f;")
+            current = second_pass
+        elif op == "quantize":
+            current.append(timed(f"k_quantize_f32({floats_at}, symbols, {n}, {name}_centres, {len(layer['centres'])})"))
+            sym = "symbols"
+        elif op == "crop":
+            (top, left), (oh, ow, _) = (layer["top"], layer["left"]), layer["out_shape"]
+            outside = [*([f"y < {top}"] if top > 0 else []), *([f"y >= {top + oh}"] if top + oh < h else [])]
+            if outside:
+                current.append(f"    if ({' || '.join(outside)})\n        return;")
+            sym, n = f"{sym or f'(const uint8_t *){src}'} + {left * channels}", ow * channels
+        elif op == "pack":
+            current.append(timed(f"code_bits = k_pack_bits_at({sym or f'(const uint8_t *){src}'}, {n}, {layer['bits']}, code, code_bits)"))
+    return first_pass, second_pass, begin
 
 
 def generate(graph: dict, bundle_hash: str) -> dict[str, str]:
     """model.h and model.c of the standalone backend."""
-    arena_bytes, plan = arena_plan(graph)
-    at = lambda offset: "code" if offset < 0 else f"(arena + {offset})"  # noqa: E731
-    names = ["input", *(layer["name"] for layer, *_ in plan)]
-    n_pixels = elements(graph["input"]["shape"])
-    take_input = (f"for (uint32_t i = 0; i < {n_pixels}; i++) arena[i] = image[i];" if graph["input"].get("raw_pixels")
-                  else f"k_pixels_to_s8(image, (int8_t *)arena, {n_pixels});")
-    data, body = [], [f"    {take_input}", "    LAYER_DONE(0);"]
-    for i, (layer, src, dst, scratch) in enumerate(plan, start=1):
-        layer_data, call = _layer_code(layer, f"l{i}", at(src), at(dst), at(scratch))
-        data += layer_data
-        body += [f"    {call} /* {layer['name']} */", f"    LAYER_DONE({i});"]
+    p = plan(graph)
+    h, w, c = graph["input"]["shape"]
+    row_bytes = w * c
+    raw = graph["input"].get("raw_pixels")
+    names = ["input", *(layer["name"] for layer in graph["layers"])]
+    data = [line for i, layer in enumerate(graph["layers"]) for line in layer_data(layer, f"l{i + 1}")]
+    buffers = [f"static {b.ctype} {b.name}[{b.count}] __attribute__((aligned(4))); /* {b.layer}: {b.holds} */" for b in p.buffers]
+    first_pass, second_pass, begin = _tail_code(p, graph)
+    energy = next((layer for _, layer in p.tail if layer["op"] == "energy_norm"), None)
+    side = [f"    memcpy(code + {layer['side_offset']}, l{i + 1}_sums, {4 * layer['outputs']});" for i, layer in p.tail
+            if layer["op"] == "local_dense"]
+    if p.stages:
+        pipeline = ["static rp_stage_t stages[] = {", *map(_stage_entry, p.stages), "};",
+                    f"static const rp_pipeline_t pipeline = {{stages, {len(p.stages)}, tail_in, tail_row, "
+                    f"{'conv_scratch' if any(b.name == 'conv_scratch' for b in p.buffers) else '0'}, device_half_layer_ticks}};"]
+        take_row = [f"        TIMED(0, {'memcpy(rp_input_slot(&pipeline), pixels, ' + str(row_bytes) + ')' if raw else f'k_pixels_to_s8(pixels, rp_input_slot(&pipeline), {row_bytes})'});",
+                    "        rp_input_row(&pipeline);"]
+    else:
+        pipeline = []
+        take_row = ["        tail_row((const int8_t *)pixels, rows_in);"] if raw else \
+            [f"        TIMED(0, k_pixels_to_s8(pixels, tail_in, {row_bytes}));", "        tail_row(tail_in, rows_in);"]
+    end = []
+    if energy is not None:
+        n = elements(p.row_shape)
+        end = [f"    TIMED({graph['layers'].index(energy) + 1}, energy_scale = sqrtf(energy / (float){n} + {floats([energy['eps']])}));",
+               f"    for (uint32_t y = 0; y < {p.row_shape[0]}; y++)", "        second_pass(y);"]
     source = "\n".join([
         f"/* Generated by semhil from bundle {bundle_hash}; do not edit. */",
-        '#include "model.h"', '#include "kernels.h"', '#include "th_port.h"', "",
-        *data, "",
-        "static uint8_t arena[MODEL_ARENA_BYTES] __attribute__((aligned(4)));",
-        f"const char *const device_half_layer_names[MODEL_LAYERS] = {{{', '.join(f'{chr(34)}{n}{chr(34)}' for n in names)}}};",
-        "uint32_t device_half_layer_ticks[MODEL_LAYERS];", "",
+        "#include <math.h>", "#include <string.h>", "",
+        '#include "kernels.h"', '#include "model.h"', '#include "row_pipeline.h"', '#include "th_port.h"', "",
+        *data, "", *buffers, "",
+        f"const char *const device_half_layer_names[MODEL_LAYERS] = {{{', '.join(chr(34) + n + chr(34) for n in names)}}};",
+        "uint32_t device_half_layer_ticks[MODEL_LAYERS];",
+        "static uint8_t *code;       /* the caller's code buffer */",
+        "static uint32_t code_bits;  /* bits of it written */",
+        "static uint32_t rows_in;    /* rows of the image received */",
+        *(["static float energy, energy_scale;"] if energy is not None else []), "",
+        "#define TIMED(layer, call) do { const uint64_t start_ = th_timer_ticks(); call; "
+        "device_half_layer_ticks[layer] += (uint32_t)(th_timer_ticks() - start_); } while (0)", "",
+        *([] if energy is None else ["/* The layers after energy normalisation, on row y of the map, computed again from its int8 values. */",
+                                     "static void second_pass(uint32_t y)", "{", *second_pass, "}", ""]),
+        "/* Output row y of the pipeline (or of the input), through the per-pixel layers. */",
+        "static void tail_row(const int8_t *row, uint32_t y)", "{", "    (void)row, (void)y;", *first_pass, "}", "",
+        *pipeline, "",
         "int device_half_init(void)", "{", "    return 0;", "}", "",
         "uint32_t device_half_arena_bytes(void)", "{", "    return MODEL_ARENA_BYTES;", "}", "",
-        "#define LAYER_DONE(i) (now = th_timer_ticks(), device_half_layer_ticks[i] = (uint32_t)(now - last), last = now)", "",
-        "void device_half_run(const uint8_t *image, uint8_t *code)", "{",
-        "    uint64_t last = th_timer_ticks(), now;", *body, "}", ""])
-    return {"model.h": model_header(graph, bundle_hash, "standalone", arena_bytes, len(names)), "model.c": source}
+        "void device_half_begin(uint8_t *code_buffer)", "{",
+        "    code = code_buffer;", "    code_bits = 0;", "    rows_in = 0;",
+        "    memset(code, 0, MODEL_CODE_BYTES);",
+        "    memset(device_half_layer_ticks, 0, sizeof device_half_layer_ticks);",
+        *(["    rp_begin(&pipeline);"] if p.stages else []), *begin, "}", "",
+        "void device_half_rows(const uint8_t *pixels, uint32_t n_rows)", "{",
+        f"    for (; n_rows > 0 && rows_in < MODEL_INPUT_ROWS; n_rows--, rows_in++, pixels += {row_bytes}) {{",
+        *take_row, "    }", "}", "",
+        "void device_half_end(void)", "{", *end, *side, "}", ""])
+    return {"model.h": model_header(graph, bundle_hash, "standalone", p.arena_bytes, len(names)), "model.c": source}
 
 
 def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, n_layers: int) -> str:
@@ -144,6 +291,9 @@ def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, 
 #define SEMHIL_MODEL_H
 #include <stdint.h>
 #define MODEL_INPUT_BYTES {h * w * c}
+#define MODEL_INPUT_ROWS {h}
+#define MODEL_ROW_BYTES {w * c}
+#define MODEL_CHUNK_ROWS {chunk_rows(graph)} /* the most rows one chunk of an image may carry */
 #define MODEL_CODE_BYTES {graph['code_bytes'] + graph.get('side_bytes', 0)} /* the code, then the side bytes */
 #define MODEL_ARENA_BYTES {arena_bytes}
 #define MODEL_BUNDLE_HASH "{bundle_hash}"
@@ -151,9 +301,13 @@ def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, 
 #define MODEL_INPUT_SHAPE "{h},{w},{c}"
 #define MODEL_LAYERS {n_layers}
 extern const char *const device_half_layer_names[MODEL_LAYERS];
-extern uint32_t device_half_layer_ticks[MODEL_LAYERS]; /* timer ticks of each layer in the last device_half_run */
-int device_half_init(void);           /* 0 when the model is ready to run, else a positive error code */
-uint32_t device_half_arena_bytes(void);    /* activation memory the model uses */
-void device_half_run(const uint8_t *image, uint8_t *code);
+extern uint32_t device_half_layer_ticks[MODEL_LAYERS]; /* timer ticks of each layer over the last image */
+int device_half_init(void);              /* 0 when the model is ready to run, else a positive error code */
+uint32_t device_half_arena_bytes(void);  /* activation memory the model uses */
+/* One image: begin, its rows in order (MODEL_ROW_BYTES each, any number per call), then end, which
+ * finishes the code (MODEL_CODE_BYTES: the code, then the side bytes) in the buffer begin was given. */
+void device_half_begin(uint8_t *code);
+void device_half_rows(const uint8_t *pixels, uint32_t n_rows);
+void device_half_end(void);
 #endif
 """
