@@ -35,7 +35,7 @@ def test_firmware_builds_and_fits_every_board(bundle, name):
 
 
 def test_stack_estimate_covers_the_stack_the_board_measures(board, dut, bundle):
-    """INFER replies carry the stack the inference used (painted, from th_run_measuring_stack down,
+    """INFER_OK replies carry the stack the inference used (painted, from th_run_measuring_stack down,
     interrupts included): the build's estimate from that function, and from the reset handler, cover it."""
     if not board.config.is_mcu:
         pytest.skip("native: the inference runs on a stack of the port's own; the build estimates no stack")

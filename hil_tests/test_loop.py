@@ -113,6 +113,7 @@ class Images:
         self.rows, self.row_bytes = int(dut.board_info["input_rows"]), int(dut.board_info["row_bytes"])
         self.chunk_rows = int(dut.board_info["chunk_rows"])
         assert self.rows * self.row_bytes == self.pixels[0].size and self.chunk_rows >= ROWS
+        dut.max_chunk_rows = ROWS  # several chunks an image, whatever the board would take
         # a whole image first: an image an earlier test left unfinished on the board is ended
         assert dut.infer(self.pixels[n - 1].tobytes()).code == self.codes[n - 1]
 

@@ -63,6 +63,25 @@ def test_paper_codecs_stream_bit_exact_on_the_128_kb_stm32f405(codecs, name, pho
     assert all(0 < r["ticks_after_last_byte"] < r["ticks"] for r in records)
 
 
+def test_a_chunk_larger_than_the_224_codec_announces_is_refused(codecs, photos):
+    """On the STM32F405 an image of 224 rows goes up a few rows a chunk: one row more than INFO allows
+    is refused, naming the limit, and the board goes on coding images bit-exactly."""
+    from test_loop import exchange, refused
+    from semhil.protocol import ErrorCode, MsgType, encode_image_chunk
+    bundle, board = codecs["resnet50-224"], load_board("qemu-stm32f405")
+    image = load_dataset(photos, 224).x_test[:1]
+    _, expected = run_graph(bundle.graph, image)
+    firmware = build_firmware(bundle, board, "standalone")
+    with BoardProcess(board, firmware.path) as process, Dut(process.port, board.name, baud=board.uart_baud) as dut:
+        info = dut.wait_ready()
+        chunk_rows, row_bytes = int(info["chunk_rows"]), int(info["row_bytes"])
+        assert 1 <= chunk_rows < int(info["input_rows"])
+        pixels = image.tobytes()[:(chunk_rows + 1) * row_bytes]
+        text = refused(exchange(dut, MsgType.IMAGE_CHUNK, encode_image_chunk(9, 0, pixels)), ErrorCode.CHUNK_TOO_LARGE)
+        assert f"chunk_rows={chunk_rows}" in text or f"chunk_bytes={chunk_rows * row_bytes}" in text
+        assert dut.infer(image.tobytes()).code == expected[0].tobytes()
+
+
 def test_the_224_codec_builds_for_every_board(codecs):
     for name in board_names():
         firmware = build_firmware(codecs["resnet50-224"], load_board(name), "standalone")

@@ -10,7 +10,12 @@
 #include "model.h"
 #include "th_port.h"
 
-#define CHUNK_BYTES (MODEL_CHUNK_ROWS * MODEL_ROW_BYTES)
+#include "board_config.h"
+
+/* Rows one chunk may carry: as many as BOARD_CHUNK_BYTES (from the board's RAM) holds, at least one. */
+#define CHUNK_ROWS (BOARD_CHUNK_BYTES / MODEL_ROW_BYTES < 1 ? 1 : BOARD_CHUNK_BYTES / MODEL_ROW_BYTES > MODEL_INPUT_ROWS \
+                    ? MODEL_INPUT_ROWS : BOARD_CHUNK_BYTES / MODEL_ROW_BYTES)
+#define CHUNK_BYTES (CHUNK_ROWS * MODEL_ROW_BYTES)
 #define RX_FRAME_MAX (EE_HEADER_BYTES + EE_CHUNK_HEADER_BYTES + CHUNK_BYTES + EE_CRC_BYTES)
 #define RX_BYTES (EE_COBS_MAX(RX_FRAME_MAX) + 16)
 #define INFO_MAX 512 /* the INFO text (about 400 bytes) */
@@ -124,7 +129,7 @@ static void send_info(uint32_t seq)
     at = put_line_uint(at, "input_bytes", MODEL_INPUT_BYTES);
     at = put_line_uint(at, "input_rows", MODEL_INPUT_ROWS);
     at = put_line_uint(at, "row_bytes", MODEL_ROW_BYTES);
-    at = put_line_uint(at, "chunk_rows", MODEL_CHUNK_ROWS);
+    at = put_line_uint(at, "chunk_rows", CHUNK_ROWS);
     at = put_line_uint(at, "chunk_bytes", CHUNK_BYTES);
     at = put_line_uint(at, "code_bytes", MODEL_CODE_BYTES);
     at = put_line_uint(at, "arena_bytes", device_half_arena_bytes());
@@ -187,8 +192,8 @@ static void take_chunk(uint32_t seq, const uint8_t *payload, uint32_t len)
 {
     uint32_t image = get_u16(payload), first_row = get_u16(payload + 2);
     uint32_t rows = (len - EE_CHUNK_HEADER_BYTES) / MODEL_ROW_BYTES;
-    if (rows > MODEL_CHUNK_ROWS) {
-        send_error_n(seq, EE_CHUNK_TOO_LARGE, "chunk of ", rows, " rows; at most chunk_rows=", MODEL_CHUNK_ROWS, " rows a chunk");
+    if (rows > CHUNK_ROWS) {
+        send_error_n(seq, EE_CHUNK_TOO_LARGE, "chunk of ", rows, " rows; at most chunk_rows=", CHUNK_ROWS, " rows a chunk");
         return;
     }
     if (first_row + rows > MODEL_INPUT_ROWS) {

@@ -113,9 +113,22 @@ def static_ram_extent(elf_path: Path, ram_origin: int) -> int:
     return ebss[0]["st_value"] - ram_origin
 
 
+CHUNK_BYTES_RANGE = (256, 4096)  # an image chunk's pixels: 1/64 of the board's RAM within this range
+NATIVE_CHUNK_BYTES = 4096
+
+
+def chunk_bytes(board: Board) -> int:
+    """How many pixel bytes one chunk of an image may carry on this board: more RAM, fewer round trips."""
+    if not board.is_mcu:
+        return NATIVE_CHUNK_BYTES
+    low, high = CHUNK_BYTES_RANGE
+    return max(low, min(high, board.ram_bytes // 64))
+
+
 def board_config(board: Board) -> str:
     """board_config.h: the board file and its clock plan as the BOARD_* macros the ports read."""
     defines = {"BOARD_NAME": f'"{board.name}"', "BOARD_CORE_CLOCK_HZ": f"{board.clock_hz}u",
+               "BOARD_CHUNK_BYTES": f"{chunk_bytes(board)}u /* pixels one chunk of an image may carry, whole rows, at least one */",
                "BOARD_CORE_M7": int(board.core == "cortex-m7"), "BOARD_TIMER_DWT": int(board.latency_source == "cycles"),
                "BOARD_UART_BAUD": f"{board.uart_baud}u"}
     if board.uart_instance[-1].isdigit():

@@ -55,6 +55,7 @@ class Dut:
         # images are numbered from a random start, so that a new connection's first image is never
         # taken for the repeat of the last image another connection sent
         self.image_id = int.from_bytes(os.urandom(2), "little")
+        self.max_chunk_rows: int | None = None  # send at most this many rows a chunk (None: as many as the board takes)
         self.board_info: dict[str, str] | None = None  # the board's last INFO
         self.serial = None
         self.reader = None
@@ -197,7 +198,7 @@ class Dut:
             raise SemhilError(f"{what} has {len(image)} bytes; board {self.name} takes images of {input_rows} rows of "
                               f"{row_bytes} bytes = {input_rows * row_bytes} bytes (input_shape {self.board_info.get('input_shape')})")
         image_id, self.image_id = self.image_id, (self.image_id + 1) & 0xFFFF
-        chunks = split_rows(image, row_bytes, chunk_rows)
+        chunks = split_rows(image, row_bytes, min(chunk_rows, self.max_chunk_rows or chunk_rows))
         restarts, i = 0, 0
         while True:
             first_row, pixels = chunks[i]

@@ -1,8 +1,8 @@
 """Checks of a linked firmware: the model is in it.
 
 A firmware can link without its model: when the compiler proves the inference path unreachable
-(a 224x224 RGB input can never equal the protocol's 16-bit length field, so INFER can never run
-the model), it drops the calls, and the linker's --gc-sections then drops the model's functions,
+(as protocol 1 did with a 224x224 RGB image, whose size its 16-bit length field could never
+equal), it drops the calls, and the linker's --gc-sections then drops the model's functions,
 its weights and its arena. Such a firmware builds, is small, and answers INFO; it must never be
 taken for the model's. generate_model writes <model_dir>/model_symbols.json, the entry points and
 constant arrays a firmware holding the model contains; check_model_linked reads them back from
@@ -67,5 +67,5 @@ def check_model_linked(elf_path: Path, symbols_path: Path, board_name: str, map_
     raise ModelMissing(
         f"the firmware built for {board_name} does not contain the model: {len(missing)} of its {total} functions "
         f"and weight arrays were dropped ({shown}). Likely cause: the compiler proved the inference path "
-        f"unreachable (INFER can never run the model, e.g. an input too large for the protocol's 16-bit length "
-        f"field), so the model's functions, weights and arena were removed at link time; {where}")
+        f"unreachable (no image chunk can ever pass the core's checks, e.g. a size no frame can carry), so the "
+        f"model's functions, weights and arena were removed at link time; {where}")

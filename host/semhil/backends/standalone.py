@@ -23,7 +23,6 @@ SUPPORTED_OPS = (*SPATIAL_OPS, *INT8_TAIL_OPS, *FLOAT_FIRST_OPS, "prelu", "energ
 TAIL_ORDER = ("local_dense or select_channels, then gdn or dequantize, then prelu, then energy_norm, then quantize, "
               "then crop, then pack")
 FLOAT_MAP_MAX_BYTES = 16384  # energy normalisation keeps a float32 map up to this size, else the int8 map and computes again
-CHUNK_TARGET_BYTES = 512  # pixels per chunk of an image the planner aims at: whole rows, at least one
 MAX_KERNEL_H = 16  # K_CONV2D_MAX_KERNEL_H in device/kernels/kernels.h
 C_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4}
 
@@ -153,11 +152,6 @@ def plan(graph: dict) -> Plan:
 def keeps_float_map(tail: list[tuple[int, dict]], row_shape) -> bool:
     """Whether energy normalisation keeps the float32 map (small enough) rather than the int8 one."""
     return any(layer["op"] == "energy_norm" for _, layer in tail) and 4 * elements(row_shape) <= FLOAT_MAP_MAX_BYTES
-
-
-def chunk_rows(graph: dict) -> int:
-    h, w, c = graph["input"]["shape"]
-    return max(1, min(h, CHUNK_TARGET_BYTES // (w * c)))
 
 
 def _stage_entry(stage: Stage) -> str:
@@ -293,7 +287,6 @@ def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, 
 #define MODEL_INPUT_BYTES {h * w * c}
 #define MODEL_INPUT_ROWS {h}
 #define MODEL_ROW_BYTES {w * c}
-#define MODEL_CHUNK_ROWS {chunk_rows(graph)} /* the most rows one chunk of an image may carry */
 #define MODEL_CODE_BYTES {graph['code_bytes'] + graph.get('side_bytes', 0)} /* the code, then the side bytes */
 #define MODEL_ARENA_BYTES {arena_bytes}
 #define MODEL_BUNDLE_HASH "{bundle_hash}"
