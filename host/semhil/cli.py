@@ -224,8 +224,9 @@ def export(bundle: Path, backend: str, json_path: Path | None) -> None:
     console.print(layer_table(rows, f"device half of bundle {b.hash}"))
     console.print(f"int8 against float device half on {quant['n_images']} test images: symbols agree "
                   f"{quant['symbol_agreement'] * 100:.2f} %, accuracy at BER 0 {quant['int8_accuracy'] * 100:.1f} % "
-                  f"(float {quant['float_accuracy'] * 100:.1f} %); activation memory lower bound "
-                  f"{quant['activation_lower_bound_bytes']:,} B")
+                  f"(float {quant['float_accuracy'] * 100:.1f} %); activation memory: whole tensors need at least "
+                  f"{quant['activation_lower_bound_bytes']:,} B, the standalone backend's row buffers take "
+                  f"{sum(row['streamed_bytes'] for row in rows):,} B")
     if json_path:
         json_path.write_text(json.dumps({"bundle_hash": b.hash, "backend": backend, "sources": str(out_dir), "layers": rows,
                                          "quantization": quant}, indent=2))
