@@ -41,16 +41,15 @@ def device_table(result: dict, board) -> Table:
     table = Table(title="device half on the board", show_header=False)
     table.add_column(justify="left")
     table.add_column(justify="right")
-    ram_capacity = board.ram_bytes - board.stack_bytes if board.ram_bytes and board.stack_bytes else board.ram_bytes
     table.add_row("flash (text + rodata + data)", _of(dev["flash_bytes"], board.flash_bytes))
-    table.add_row("static RAM (data + bss)", _of(dev["ram_static_bytes"], ram_capacity))
-    table.add_row("stack peak", _of(dev["stack_peak_bytes"], board.stack_bytes))
+    table.add_row("static RAM (data + bss)", _of(dev["ram_static_bytes"], board.ram_bytes))
+    table.add_row("stack peak", _kb(dev["stack_peak_bytes"]))
     table.add_row("activation arena (lower bound)", f"{_kb(dev['arena_bytes'])} ({_kb(dev['activation_lower_bound_bytes'])})")
     table.add_row("device latency, median (p95)", f"{lat['median']:,.0f} ({lat['p95']:,.0f}) {lat['unit']}")
     after = dev.get("latency_after_last_byte")
     table.add_row("  of which after the image's last byte", f"{after['median']:,.0f} ({after['p95']:,.0f}) {lat['unit']}" if after else "-")
     if "peak_ram_bytes" in dev:
-        table.add_row("peak RAM (static RAM + stack peak)", _kb(dev["peak_ram_bytes"]))
+        table.add_row("peak RAM (static RAM + stack peak)", _of(dev["peak_ram_bytes"], board.ram_bytes))
     if dev["macs"]:
         table.add_row(f"{lat['unit']} per MAC", f"{lat['median'] / dev['macs']:.2f} ({dev['macs']:,} MACs)")
     table.add_row("wire time per image", f"{result['wire_ms_per_image']:.1f} ms at {board.uart_baud} baud")
@@ -58,22 +57,6 @@ def device_table(result: dict, board) -> Table:
     table.add_row("end to end per image, median (p95)", f"{trip['median']:.1f} ({trip['p95']:.1f}) ms")
     for warning in result.get("warnings", []):
         table.add_row("[bold yellow]warning[/]", warning)
-    return table
-
-
-def firmware_table(firmware, plan) -> Table:
-    """What `semhil build` prints: the firmware's memory against the board's capacity, and its clock."""
-    board, m = firmware.board, firmware.memory
-    table = Table(title=f"{firmware.path}", show_header=False)
-    table.add_column(justify="left")
-    table.add_column(justify="right")
-    table.add_row("flash (text + rodata + data)", _of(m.flash_bytes, board.flash_bytes))
-    ram_capacity = board.ram_bytes - board.stack_bytes if board.ram_bytes else None
-    table.add_row("static RAM (data + bss)", _of(m.ram_static_bytes, ram_capacity))
-    if board.stack_bytes:
-        table.add_row("stack region", _kb(m.stack_region_bytes))
-    if board.is_mcu:
-        table.add_row("clock", plan.describe())
     return table
 
 
