@@ -88,6 +88,19 @@ def test_c_kernels_equal_simulator(tmp_path, base, image_shape, crop_ratio, dsp)
     assert np.array_equal(codes, expected)
 
 
+@pytest.mark.parametrize("codec", ["raw-image", "raw-feature", "deepcod", "agilenn", "aecnn", "adjscc"])
+@pytest.mark.parametrize("dsp", [False, True], ids=["plain-c", "dsp-path"])
+def test_baselines_device_halves_equal_simulator(tmp_path, codec, dsp):
+    """The baselines' tails: a channel selection, a local predictor's side bytes, raw pixels and features."""
+    torch.manual_seed(0)
+    task, model = build_models(TrainConfig(codec=codec), (28, 28, 1), 10)
+    images = random_images(0, (28, 28, 1))
+    graph = export_device_graph(task.eval(), model.eval(), images)
+    symbols, expected = run_graph(graph, images)
+    assert len(np.unique(symbols)) > 2
+    assert np.array_equal(run_compiled(compile_model(graph, tmp_path, dsp), images, expected.shape[1]), expected)
+
+
 def test_resnet_stem_exports_folded_batchnorm_and_max_pool():
     task, codec = random_models(1, base="resnet50", image_shape=(32, 32, 3))
     graph = export_device_graph(task, codec, random_images(1, (32, 32, 3)))

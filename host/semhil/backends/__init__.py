@@ -34,13 +34,15 @@ def generate_model(graph: dict, bundle_hash: str, out_dir: Path, backend: str = 
 
 SYMBOLS_FILE = "model_symbols.json"
 ENTRY_POINTS = ("device_half_init", "device_half_begin", "device_half_rows", "device_half_end")
+FOLDABLE_BYTES = 64  # a smaller constant array may be folded into the code that reads it (e.g. 10 biases as immediates)
 C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4, "float": 4}
 CONST_ARRAY = re.compile(r"^static const (\w+) (\w+)\[\] = \{([^}]*)\};", re.MULTILINE)
 
 
 def model_symbols(source: str) -> dict:
-    """What a firmware holding this model must contain: its entry points and its constant arrays
-    (weights, biases, tables), by name with their size in bytes; build checks the linked ELF for them."""
+    """What a firmware holding this model must contain: its entry points and its constant arrays of
+    FOLDABLE_BYTES or more (weights, tables), by name with their size in bytes; build checks the linked
+    ELF for them."""
     objects = {name: C_TYPE_BYTES[ctype] * (values.count(",") + 1) for ctype, name, values in CONST_ARRAY.findall(source)
                if ctype in C_TYPE_BYTES}
-    return {"functions": list(ENTRY_POINTS), "objects": objects}
+    return {"functions": list(ENTRY_POINTS), "objects": {name: size for name, size in objects.items() if size >= FOLDABLE_BYTES}}

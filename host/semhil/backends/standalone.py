@@ -54,6 +54,7 @@ class Plan:
     tail: list[tuple[int, dict]]  # (index in graph["layers"], layer), the pack last
     row_shape: tuple[int, int, int]  # (height, width, channels) of the rows the tail takes
     buffers: list[Buffer]
+    float_map: bool  # energy normalisation keeps the float32 map (else the int8 one)
 
     @property
     def arena_bytes(self) -> int:
@@ -127,7 +128,9 @@ def plan(graph: dict) -> Plan:
     if scratch:
         owner = max((s for s in stages if s.layer["op"] == "conv2d"), key=lambda s: _stage_buffers(s.index, s.layer)[2])
         buffers.append(Buffer("conv_scratch", "int16_t", scratch // 2, owner.layer["name"], "im2col columns"))
-    h, w, c = stages[-1].layer["out_shape"] if stages else graph["input"]["shape"]
+    h, w, c_in = stages[-1].layer["out_shape"] if stages else graph["input"]["shape"]
+    c = c_in  # channels of the tail's rows after a channel selection
+    float_map = False
     last = stages[-1].layer["name"] if stages else "input"
     if stages or not graph["input"].get("raw_pixels"):
         buffers.append(Buffer("tail_in", "int8_t", w * c, last, "the output row"))
@@ -138,20 +141,17 @@ def plan(graph: dict) -> Plan:
         elif layer["op"] == "select_channels":
             c = len(layer["channels"])
             buffers.append(Buffer(f"{name}_out", "int8_t", w * c, layer["name"], "the selected row"))
-        elif layer["op"] in FLOAT_FIRST_OPS and not keeps_float_map(tail, (h, w, c)):
-            buffers.append(Buffer("float_row", "float", w * c, layer["name"], "the row in float32"))
-        elif layer["op"] == "energy_norm" and keeps_float_map(tail, (h, w, c)):
+        elif layer["op"] in FLOAT_FIRST_OPS:
+            float_map = any(later["op"] == "energy_norm" for _, later in tail) and 4 * h * w * c <= FLOAT_MAP_MAX_BYTES
+            if not float_map:
+                buffers.append(Buffer("float_row", "float", w * c, layer["name"], "the row in float32"))
+        elif layer["op"] == "energy_norm" and float_map:
             buffers.append(Buffer("energy_map", "float", h * w * c, layer["name"], "the float32 map, for the second pass"))
         elif layer["op"] == "energy_norm":
             buffers.append(Buffer("energy_map", "int8_t", h * w * c, layer["name"], "the int8 map, computed again in the second pass"))
         elif layer["op"] == "quantize":
             buffers.append(Buffer("symbols", "uint8_t", w * c, layer["name"], "the row's symbols"))
-    return Plan(stages, tail, (h, w, c), buffers)
-
-
-def keeps_float_map(tail: list[tuple[int, dict]], row_shape) -> bool:
-    """Whether energy normalisation keeps the float32 map (small enough) rather than the int8 one."""
-    return any(layer["op"] == "energy_norm" for _, layer in tail) and 4 * elements(row_shape) <= FLOAT_MAP_MAX_BYTES
+    return Plan(stages, tail, (h, w, c_in), buffers, float_map)
 
 
 def _stage_entry(stage: Stage) -> str:
@@ -167,7 +167,7 @@ def _tail_code(p: Plan, graph: dict) -> tuple[list[str], list[str], list[str]]:
     """(tail_row, the second pass at the end, the begin's resets) of the per-pixel layers."""
     h, w, c = p.row_shape
     energy = next((i for i, layer in p.tail if layer["op"] == "energy_norm"), None)
-    float_map = keeps_float_map(p.tail, p.row_shape)
+    float_map = p.float_map
     first_pass, second_pass, begin = [], [], []
     src, sym, n, channels = "row", None, w * c, c
     floats_at = "float_row"
@@ -242,7 +242,7 @@ def generate(graph: dict, bundle_hash: str) -> dict[str, str]:
             [f"        TIMED(0, k_pixels_to_s8(pixels, tail_in, {row_bytes}));", "        tail_row(tail_in, rows_in);"]
     end = []
     if energy is not None:
-        n = elements(p.row_shape)
+        n = elements(energy["shape"])
         end = [f"    TIMED({graph['layers'].index(energy) + 1}, energy_scale = sqrtf(energy / (float){n} + {floats([energy['eps']])}));",
                f"    for (uint32_t y = 0; y < {p.row_shape[0]}; y++)", "        second_pass(y);"]
     source = "\n".join([
