@@ -2,8 +2,6 @@
 
 #include <string.h>
 
-#include "th_port.h"
-
 static uint32_t conv_row_bytes(const k_conv2d_t *l)
 {
     return (uint32_t)l->in_w * l->in_c;
@@ -31,12 +29,7 @@ static void emit(const rp_pipeline_t *p, uint32_t i, uint32_t y)
         stage_row(p, i + 1);
 }
 
-#define TIMED(s, call)                                      \
-    do {                                                    \
-        const uint64_t start_ = th_timer_ticks();           \
-        call;                                               \
-        p->ticks[(s)->layer] += (uint32_t)(th_timer_ticks() - start_); \
-    } while (0)
+#define TIMED(s, call) RP_TIMED(p->ticks, (s)->layer, call)
 
 static void conv_window(const rp_pipeline_t *p, uint32_t i, rp_stage_t *s, int y)
 {

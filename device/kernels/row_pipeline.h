@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "th_port.h"
 
 enum { RP_CONV_WINDOW, RP_CONV_SUMS, RP_MAXPOOL };
 
@@ -37,6 +38,14 @@ typedef struct {
     int16_t *scratch;                                 /* the convs' im2col columns */
     uint32_t *ticks;                                  /* per layer, added to */
 } rp_pipeline_t;
+
+/* Runs `call` and adds the timer ticks it took to ticks[layer]. */
+#define RP_TIMED(ticks, layer, call)                                  \
+    do {                                                              \
+        const uint64_t start_ = th_timer_ticks();                     \
+        call;                                                         \
+        (ticks)[layer] += (uint32_t)(th_timer_ticks() - start_);      \
+    } while (0)
 
 void rp_begin(const rp_pipeline_t *p);              /* a new image */
 int8_t *rp_input_slot(const rp_pipeline_t *p);      /* where the next input row (int8) goes */

@@ -119,15 +119,15 @@ def plan(graph: dict) -> Plan:
     n_spatial = next((i for i, layer in enumerate(layers) if layer["op"] not in SPATIAL_OPS), len(layers))
     tail = list(enumerate(layers))[n_spatial:]
     _check_tail([layer for _, layer in tail])
-    stages, buffers, scratch = [], [], 0
+    stages, buffers, scratch, scratch_owner = [], [], 0, None
     for i, layer in enumerate(layers[:n_spatial]):
         stage, stage_buffers, stage_scratch = _stage_buffers(i, layer)
         stages.append(stage)
         buffers += stage_buffers
-        scratch = max(scratch, stage_scratch)
+        if stage_scratch > scratch:  # one scratch, shared by the convs: the largest
+            scratch, scratch_owner = stage_scratch, layer["name"]
     if scratch:
-        owner = max((s for s in stages if s.layer["op"] == "conv2d"), key=lambda s: _stage_buffers(s.index, s.layer)[2])
-        buffers.append(Buffer("conv_scratch", "int16_t", scratch // 2, owner.layer["name"], "im2col columns"))
+        buffers.append(Buffer("conv_scratch", "int16_t", scratch // 2, scratch_owner, "im2col columns"))
     h, w, c_in = stages[-1].layer["out_shape"] if stages else graph["input"]["shape"]
     c = c_in  # channels of the tail's rows after a channel selection
     float_map = False
@@ -256,8 +256,7 @@ def generate(graph: dict, bundle_hash: str) -> dict[str, str]:
         "static uint32_t code_bits;  /* bits of it written */",
         "static uint32_t rows_in;    /* rows of the image received */",
         *(["static float energy, energy_scale;"] if energy is not None else []), "",
-        "#define TIMED(layer, call) do { const uint64_t start_ = th_timer_ticks(); call; "
-        "device_half_layer_ticks[layer] += (uint32_t)(th_timer_ticks() - start_); } while (0)", "",
+        "#define TIMED(layer, call) RP_TIMED(device_half_layer_ticks, layer, call)", "",
         *([] if energy is None else ["/* The layers after energy normalisation, on row y of the map, computed again from its int8 values. */",
                                      "static void second_pass(uint32_t y)", "{", *second_pass, "}", ""]),
         "/* Output row y of the pipeline (or of the input), through the per-pixel layers. */",
