@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: demo test bench bench-codec bench-kernels bench-harness bench-host bench-streaming nnom toolchain browser venv clean
+.PHONY: demo test bench bench-codec bench-kernels bench-harness bench-host bench-streaming nnom cmsis toolchain browser venv clean
 
 demo: venv toolchain
 	$(BIN)/semhil demo
@@ -30,7 +30,7 @@ bench-streaming: venv toolchain
 	$(BIN)/python bench/streaming.py
 
 bench-kernels: venv toolchain
-	$(BIN)/semhil bench kernels --board qemu-stm32f405
+	$(BIN)/semhil bench kernels
 
 # NNoM for the nnom backend: cloned (network needed) outside this repository at the pinned commit.
 NNOM_DIR ?= $(HOME)/.cache/semhil/nnom
@@ -40,6 +40,14 @@ nnom:
 	git -C "$(NNOM_DIR)" -c advice.detachedHead=false checkout --quiet $(NNOM_COMMIT) || \
 	  (git -C "$(NNOM_DIR)" fetch --quiet origin && git -C "$(NNOM_DIR)" -c advice.detachedHead=false checkout --quiet $(NNOM_COMMIT))
 	@echo "NNoM $(NNOM_COMMIT) is in $(NNOM_DIR); now: export NNOM_HOME=$(NNOM_DIR)"
+
+# CMSIS_5 for the cmsis-nn backend (a peer for `semhil bench kernels`): a shallow clone (network needed) of tag 5.9.0
+# outside this repository; the build compiles the few CMSIS-NN sources it needs from there.
+CMSIS_DIR ?= $(HOME)/.cache/semhil/cmsis_5
+CMSIS_TAG := $(shell sed -n 's/^CMSIS_TAG, CMSIS_PIN = "\([0-9.]*\)".*/\1/p' host/semhil/build.py)
+cmsis:
+	@[ -d "$(CMSIS_DIR)/.git" ] || git clone --quiet --depth 1 --branch $(CMSIS_TAG) https://github.com/ARM-software/CMSIS_5 "$(CMSIS_DIR)"
+	@echo "CMSIS_5 $(CMSIS_TAG) ($$(git -C "$(CMSIS_DIR)" rev-parse --short=12 HEAD)) is in $(CMSIS_DIR); now: export CMSIS_HOME=$(CMSIS_DIR)"
 
 venv: $(STAMP)
 

@@ -28,15 +28,12 @@ from rich.table import Table
 
 from codec_train.bundle import load_bundle
 from codec_train.train import PRESETS, cached_bundle
+from codec_train.untrained import photo_folder, untrained_resnet_bundle
 from semhil.boards import load_board
 from semhil.errors import SemhilError
 from semhil.paths import REPO as REPO_ROOT, RUNS_DIR
 from semhil.session import RunOptions, run_on_board
 from semhil.store import new_run_dir, write_atomically
-
-sys.path.insert(0, str(REPO_ROOT / "hil_tests"))
-from conftest import untrained_resnet_bundle  # noqa: E402
-from photo_folder import photo_folder  # noqa: E402
 
 WHOLE_TENSOR_COMMIT = "972f955"  # the last semhil whose standalone backend ran whole tensors
 MODELS = {"demo": None, "resnet50-128": ("resnet50", 128), "resnet50-224": ("resnet50", 224), "mobilenetv2-128": ("mobilenetv2", 128)}

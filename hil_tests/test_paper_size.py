@@ -8,6 +8,7 @@ import pytest
 
 from codec_train.data import load_dataset
 from codec_train.simulate import run_graph
+from codec_train.untrained import photo_folder, untrained_resnet_bundle
 from semhil.backends.graph import activation_lower_bound
 from semhil.backends.standalone import plan
 from semhil.boards import board_names, load_board
@@ -16,9 +17,6 @@ from semhil.dut import Dut
 from semhil.pytest_plugin import skip_unless_available
 from semhil.runners import BoardProcess
 from semhil.session import collect_codes
-
-from conftest import untrained_resnet_bundle
-from photo_folder import photo_folder
 
 N_IMAGES = 10
 CODECS = {"resnet50-128": ("resnet50", 128, 768), "resnet50-224": ("resnet50", 224, 2352), "mobilenetv2-128": ("mobilenetv2", 128, None)}

@@ -50,7 +50,8 @@ def test_runs_and_benchmarks_keep_every_earlier_run(own_bundle, tmp_path):
     assert snapshot(own_bundle.path / "results") == everything
     (bench,) = (own_bundle.path / "bench" / "kernels").glob("2*")
     assert str(bench / "kernels.json") in out.replace("\n", "")
-    assert json.loads((bench / "kernels.json").read_text())["backends"]["standalone"]["bit_exact_fraction"] == 1.0
+    (cell,) = json.loads((bench / "kernels.json").read_text())["results"]
+    assert cell["board"] == "native" and cell["backends"]["standalone"]["bit_exact_fraction"] == 1.0
 
     damaged = results / "19990101T000000Z-dead00"
     damaged.mkdir()

@@ -37,6 +37,15 @@ def test_a_wrong_nnom_home_is_explained_but_optional(tmp_path, monkeypatch):
     assert not check.ok and not check.required and "is not an NNoM checkout" in check.found and "make nnom" in check.fix
 
 
+def test_cmsis_home_unset_or_wrong_is_explained_but_optional(tmp_path, monkeypatch):
+    monkeypatch.delenv("CMSIS_HOME", raising=False)
+    check = doctor.check_cmsis()
+    assert not check.ok and not check.required and check.found == "CMSIS_HOME is not set" and "make cmsis" in check.fix
+    monkeypatch.setenv("CMSIS_HOME", str(tmp_path))
+    check = doctor.check_cmsis()
+    assert not check.ok and not check.required and "is not a CMSIS_5 tree" in check.found and "5.9.0" in check.fix
+
+
 def test_a_probe_port_without_permission_says_how_to_get_it(monkeypatch):
     probe = Probe("/dev/ttyACM-does-not-exist", 0x0483, 0x374B, "0671FF", "STM32 STLink", ("nucleo-f446re",))
     monkeypatch.setattr(discovery, "detect_probes", lambda: [probe])

@@ -40,7 +40,7 @@ static void conv_window(const rp_pipeline_t *p, uint32_t i, rp_stage_t *s, int y
         const int last = top + l->kernel_h - 1 < l->in_h - 1 ? top + l->kernel_h - 1 : l->in_h - 1;
         if (last > y)
             return;
-        TIMED(s, k_conv2d_s8_row(l, in, s->next_out, slot(p, i + 1), p->scratch));
+        TIMED(s, s->conv_row(l, in, s->next_out, slot(p, i + 1), p->scratch));
         emit(p, i, s->next_out++);
     }
 }
@@ -51,13 +51,7 @@ static void conv_sums(const rp_pipeline_t *p, uint32_t i, rp_stage_t *s, int y)
     const int oy = y / l->stride_h, ky = y % l->stride_h;
     if (oy >= l->out_h || ky >= l->kernel_h)
         return;
-    TIMED(s, {
-        if (ky == 0)
-            k_conv2d_s8_sum_begin(l, s->sums);
-        k_conv2d_s8_sum_row(l, s->in_row, ky, s->sums, p->scratch);
-        if (ky == l->kernel_h - 1)
-            k_conv2d_s8_sum_end(l, s->sums, slot(p, i + 1));
-    });
+    TIMED(s, s->conv_sum_row(l, s->in_row, ky, s->sums, slot(p, i + 1), p->scratch));
     if (ky == l->kernel_h - 1)
         emit(p, i, (uint32_t)oy);
 }

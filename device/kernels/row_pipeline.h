@@ -17,10 +17,19 @@
 
 enum { RP_CONV_WINDOW, RP_CONV_SUMS, RP_MAXPOOL };
 
+/* Computes output row oy of an RP_CONV_WINDOW conv (an instance of K_CONV2D_ROW_FIXED, or a peer's). */
+typedef void (*rp_conv_row_t)(const k_conv2d_t *layer, k_rows_t in, int oy, int8_t *out, int16_t *scratch);
+/* Adds kernel row ky of an RP_CONV_SUMS conv to its output row's sums, started with kernel row 0 and written
+ * to out as int8 after the last (an instance of K_CONV2D_SUM_ROW_FIXED). */
+typedef void (*rp_conv_sum_row_t)(const k_conv2d_t *layer, const int8_t *in_row, int ky, int32_t *sums, int8_t *out,
+                                  int16_t *scratch);
+
 typedef struct {
     uint8_t kind;
     uint8_t layer;            /* its index in the model's layer ticks */
     const k_conv2d_t *conv;   /* RP_CONV_* */
+    rp_conv_row_t conv_row;   /* RP_CONV_WINDOW */
+    rp_conv_sum_row_t conv_sum_row; /* RP_CONV_SUMS */
     const k_maxpool_t *pool;  /* RP_MAXPOOL */
     int8_t *rows;             /* RP_CONV_WINDOW: `ring` input rows; RP_MAXPOOL: `ring` output rows */
     int8_t *in_row;           /* RP_CONV_SUMS, RP_MAXPOOL: the input row */

@@ -58,7 +58,11 @@ class MemoryReport:
 
 
 class ModelTooLarge(SemhilError):
-    """The firmware does not fit the board's flash or RAM."""
+    """The firmware does not fit the board's flash or RAM; ram_bytes: the RAM it needs, when RAM is what is short."""
+
+    def __init__(self, message: str, ram_bytes: int | None = None):
+        super().__init__(message)
+        self.ram_bytes = ram_bytes
 
 
 @dataclass(frozen=True)
@@ -153,10 +157,11 @@ def _round8(n: int) -> int:
     return (n + 7) // 8 * 8
 
 
-def _refuse(board: Board, problems: list[str], out_dir: Path) -> None:
+def _refuse(board: Board, problems: list[str], out_dir: Path, ram_bytes: int | None = None) -> None:
     (out_dir / "firmware.elf").unlink(missing_ok=True)  # never leave a firmware that does not fit
     raise ModelTooLarge(f"the model does not fit {board.name}: " + "; ".join(problems or ["the linker says it overflows"])
-                        + f"; choose a board with more memory (semhil boards) or a smaller model (see {out_dir / 'build.log'})")
+                        + f"; choose a board with more memory (semhil boards) or a smaller model (see {out_dir / 'build.log'})",
+                        ram_bytes)
 
 
 def stack_region(board: Board, flash_bytes: int, static_bytes: int, stack: StackEstimate, out_dir: Path) -> tuple[int, str]:
@@ -172,6 +177,7 @@ def stack_region(board: Board, flash_bytes: int, static_bytes: int, stack: Stack
         problems.append(f"needs {_kb(flash_bytes)} flash, board has {_kb(board.flash_bytes)} "
                         f"({flash_bytes - board.flash_bytes:,} B short)")
     free = (board.ram_bytes - static_bytes) // 8 * 8
+    ram_needed = static_bytes + (board.stack_bytes if stack.bytes is None else stack.bytes)
     if stack.bytes is None:
         if free < board.stack_bytes:
             problems.append(f"needs {_kb(static_bytes + board.stack_bytes)} RAM = {_kb(static_bytes)} static + "
@@ -193,7 +199,7 @@ def stack_region(board: Board, flash_bytes: int, static_bytes: int, stack: Stack
         else:
             region, note = board.stack_bytes, ""
     if problems:
-        _refuse(board, problems, out_dir)
+        _refuse(board, problems, out_dir, ram_needed if ram_needed > board.ram_bytes else None)
     return region, note
 
 
@@ -238,14 +244,19 @@ def _compile(cmd: list[str], log: Path, what: str) -> None:
 def _nnom_objects(cc: str, flags: list[str], home: Path, obj_dir: Path) -> list[Path]:
     """NNoM compiled into obj_dir (with its own warnings off); reused while home, compiler and flags stay the same.
     With STACK_FLAGS among flags, GCC's .su and .ci files of each source land in obj_dir too."""
-    sources = _nnom_sources(home)
+    return _objects([cc, *NNOM_FLAGS, *flags, *_nnom_includes(home)], _nnom_sources(home), obj_dir, f"compiling NNoM from {home}")
+
+
+def _objects(compiler: list[str], sources: list[Path], obj_dir: Path, what: str) -> list[Path]:
+    """A third-party library's sources compiled into obj_dir, never inside its own tree; reused while the
+    command stays the same. With STACK_FLAGS among the flags, GCC's .su and .ci files land in obj_dir too."""
     objects = [obj_dir / (src.stem + ".o") for src in sources]
-    outputs = objects + ([obj_dir / (src.stem + ".ci") for src in sources] if "-fcallgraph-info=su" in flags else [])
-    cmd = [cc, *NNOM_FLAGS, *flags, *_nnom_includes(home), "-c", *map(str, sources)]
+    outputs = objects + ([obj_dir / (src.stem + ".ci") for src in sources] if "-fcallgraph-info=su" in compiler else [])
+    cmd = [*compiler, "-c", *map(str, sources)]
     stamp, built_by = obj_dir / "built-by.txt", " ".join(cmd)
     if not (all(o.is_file() for o in outputs) and stamp.is_file() and stamp.read_text() == built_by):
         stamp.unlink(missing_ok=True)
-        _compile(cmd, obj_dir / "build.log", f"compiling NNoM from {home}")
+        _compile(cmd, obj_dir / "build.log", what)
         stamp.write_text(built_by)
     return objects
 
@@ -268,6 +279,41 @@ def nnom_arena_bytes(graph: dict, bundle_hash: str, home: Path, work_dir: Path) 
     return int(done.stdout) + 8  # NNoM's allocator wants a byte to spare (size + used < buffer)
 
 
+CMSIS_TAG, CMSIS_PIN = "5.9.0", "2b7495b8535b"  # the CMSIS_5 release the cmsis-nn backend is tested with (`make cmsis` clones it)
+CMSIS_HINT = f"clone CMSIS_5 at tag {CMSIS_TAG} (commit {CMSIS_PIN}; `make cmsis` does it) and set CMSIS_HOME to that folder"
+CMSIS_FLAGS = ["-std=c99", "-O2", "-w", "-fno-math-errno"]
+# CMSIS-NN's s8 convolution as TensorFlow Lite Micro calls it, with the support functions it calls (CMSIS/NN/Source/)
+CMSIS_SOURCES = ["ConvolutionFunctions/arm_convolve_wrapper_s8.c", "ConvolutionFunctions/arm_convolve_s8.c",
+                 "ConvolutionFunctions/arm_convolve_1x1_s8_fast.c", "ConvolutionFunctions/arm_convolve_1_x_n_s8.c",
+                 "ConvolutionFunctions/arm_nn_mat_mult_kernel_s8_s16.c", "ConvolutionFunctions/arm_nn_mat_mult_s8.c",
+                 "NNSupportFunctions/arm_nn_mat_mult_nt_t_s8.c", "NNSupportFunctions/arm_nn_mat_mul_core_1x_s8.c",
+                 "NNSupportFunctions/arm_nn_mat_mul_core_4x_s8.c", "NNSupportFunctions/arm_q7_to_q15_with_offset.c"]
+
+
+def cmsis_home() -> Path:
+    """The CMSIS_5 tree named by CMSIS_HOME, or an error saying how to get one."""
+    value = os.environ.get("CMSIS_HOME")
+    if not value:
+        raise SemhilError(f"the cmsis-nn backend needs CMSIS-NN: {CMSIS_HINT}")
+    home = Path(value).expanduser()
+    missing = [s for s in CMSIS_SOURCES if not (home / "CMSIS" / "NN" / "Source" / s).is_file()]
+    if missing or not (home / "CMSIS" / "NN" / "Include" / "arm_nnfunctions.h").is_file():
+        raise SemhilError(f"CMSIS_HOME={home} is not a CMSIS_5 tree (no CMSIS/NN/Include/arm_nnfunctions.h or "
+                          f"CMSIS/NN/Source/{(missing or CMSIS_SOURCES)[0]}): {CMSIS_HINT}")
+    return home
+
+
+def _cmsis_includes(home: Path) -> list[str]:
+    """CMSIS's headers as system headers (their warnings are not ours); ARM_MATH_DSP follows __ARM_FEATURE_DSP."""
+    return [f"-isystem{home / 'CMSIS' / d / 'Include'}" for d in ("NN", "DSP", "Core")]
+
+
+def _cmsis_objects(cc: str, flags: list[str], home: Path, obj_dir: Path) -> list[Path]:
+    """CMSIS-NN's sources compiled into obj_dir, out of CMSIS_HOME; reused while home, compiler and flags stay the same."""
+    sources = [home / "CMSIS" / "NN" / "Source" / s for s in CMSIS_SOURCES]
+    return _objects([cc, *CMSIS_FLAGS, *flags, *_cmsis_includes(home)], sources, obj_dir, f"compiling CMSIS-NN from {home}")
+
+
 def generate_sources(graph: dict, bundle_hash: str, backend: str, model_dir: Path, work_dir: Path) -> Path:
     """The C of `backend` for `graph` in model_dir; for nnom, with NNoM's static buffer sized by a run
     on this computer (in work_dir). Returns model_dir."""
@@ -287,8 +333,8 @@ def build_lock(root: Path):
 
 
 def callgraph_files(elf: Path) -> list[Path]:
-    """GCC's call graphs (.ci) of an MCU firmware: <elf>-<source>.ci beside it, and NNoM's in nnom/."""
-    return sorted([*elf.parent.glob(f"{elf.name}-*.ci"), *(elf.parent / "nnom").glob("*.ci")])
+    """GCC's call graphs (.ci) of an MCU firmware: <elf>-<source>.ci beside it, NNoM's in nnom/, CMSIS-NN's in cmsis/."""
+    return sorted([*elf.parent.glob(f"{elf.name}-*.ci"), *(elf.parent / "nnom").glob("*.ci"), *(elf.parent / "cmsis").glob("*.ci")])
 
 
 def firmware_stack(firmware: "Firmware", root: str | None = None) -> StackEstimate:
@@ -335,6 +381,11 @@ def _build(bundle, board: Board, backend: str, cc: str, root: Path) -> Firmware:
         includes = _nnom_includes(home)
         log_flags = ["-DSEMHIL_NNOM_LOG_STDERR"] if board.family == "native" else []  # NNoM's logs in the board's output
         objects = _nnom_objects(cc, target_flags + stack_flags + log_flags, home, out_dir / "nnom")
+    elif backend == "cmsis-nn":
+        home = cmsis_home()
+        dirs.append(DEVICE_DIR / "peers" / "cmsis_nn")
+        includes = _cmsis_includes(home)
+        objects = _cmsis_objects(cc, target_flags + stack_flags, home, out_dir / "cmsis")
     sources = sorted(str(p) for d in [*dirs, model_dir] for p in d.glob("*.c") if p.name != "nnom_sizer.c")
     cmd = [cc, *COMMON_FLAGS, *target_flags, *stack_flags, *[f"-I{d}" for d in [*dirs, model_dir]], *includes]
     inputs = [*sources, *map(str, objects)]

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .backends import BACKENDS
 from .channel import DEFAULT_BERS
 from .errors import SemhilError
 from .paths import RUNS_DIR
@@ -67,8 +68,9 @@ def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str
 
 
 board_option = click.option("--board", default="qemu-stm32f405", show_default=True, help="board name (boards/<name>.toml) or board file")
-backend_option = click.option("--backend", type=click.Choice(["standalone", "nnom"]), default="standalone", show_default=True,
-                              help="standalone: semhil's kernels; nnom: NNoM from NNOM_HOME")
+backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default="standalone", show_default=True,
+                              help="standalone: semhil's kernels; nnom: NNoM from NNOM_HOME; cmsis-nn: the standalone row "
+                                   "pipeline with CMSIS-NN's convs from CMSIS_HOME, a peer for measurements")
 images_option = click.option("--images", default=1000, show_default=True, help="test images sent to the board (the test split has 1,000)")
 DEFAULT_BER_TEXT = ",".join(f"{ber:g}" for ber in DEFAULT_BERS)
 ber_option = click.option("--ber", default=DEFAULT_BER_TEXT, show_default=True, help="bit error rates, comma-separated")
@@ -238,14 +240,21 @@ def bench() -> None:
 
 
 @bench.command("kernels")
-@click.option("--bundle", "bundle_path", type=click.Path(path_type=Path), help="bundle to measure (default: the demo's)")
-@board_option
-@click.option("--images", default=20, show_default=True, help="images per backend")
+@click.option("--bundle", "bundle_path", type=click.Path(path_type=Path),
+              help="measure this bundle (under BUNDLE/bench/kernels/) instead of the default models")
+@click.option("--board", "boards", multiple=True, help="board to measure on, repeatable (default: qemu-stm32f405 and qemu-cortex-m7)")
+@click.option("--model", "models", multiple=True, type=click.Choice(["demo", "resnet50-128"]),
+              help="model to measure, repeatable (default: the demo codec and the ResNet-50 codec at 128x128 RGB, untrained)")
+@click.option("--images", type=int, help="images per board, model and backend (default: 10 for the demo, 3 for the ResNet-50)")
 @json_option
-def bench_kernels(bundle_path: Path | None, board: str, images: int, json_path: Path | None) -> None:
-    """Device instructions (or cycles) per MAC of the device half, per available backend, on one board."""
+def bench_kernels(bundle_path: Path | None, boards: tuple[str, ...], models: tuple[str, ...], images: int | None,
+                  json_path: Path | None) -> None:
+    """Device instructions (or cycles) per MAC of the device half, whole and per conv layer, of each available
+    backend (standalone; NNoM local with NNOM_HOME; CMSIS-NN with CMSIS_HOME), per board and model, in one run."""
     from .kernel_bench import run_kernel_bench
-    run_kernel_bench(bundle_path, board, images, json_path, console, progress_bar)
+    if images is not None and images < 1:
+        raise SemhilError("--images must be 1 or more")
+    run_kernel_bench(bundle_path, list(boards), list(models), images, json_path, console, progress_bar)
 
 
 @cli.command()

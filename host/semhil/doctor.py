@@ -60,21 +60,31 @@ def check_qemu_machines(machines: tuple[str, ...] = ("netduinoplus2", "mps2-an50
                  "a newer qemu-system-arm (7.0 or later has both)")
 
 
-def check_nnom() -> Check:
-    from .build import NNOM_HINT, NNOM_PIN, nnom_home
-    what = "NNoM (the nnom backend)"
-    if not os.environ.get("NNOM_HOME"):
-        return Check(what, False, "NNOM_HOME is not set", NNOM_HINT, required=False)
+def _check_clone(what: str, variable: str, home_of, hint: str, pin: str, checkout: str) -> Check:
+    """A third-party clone named by an environment variable: set, the right tree, at the pinned commit."""
+    if not os.environ.get(variable):
+        return Check(what, False, f"{variable} is not set", hint, required=False)
     try:
-        home = nnom_home()
+        home = home_of()
     except SemhilError as e:
-        return Check(what, False, str(e), NNOM_HINT, required=False)
+        return Check(what, False, str(e), hint, required=False)
     if (home / ".git").exists():
         commit = _run(["git", "-C", str(home), "rev-parse", "HEAD"])
-        if commit != NNOM_PIN:
-            return Check(what, False, f"{home} is at {commit[:12]}, semhil is tested with {NNOM_PIN[:12]}",
-                         f"git -C {home} checkout {NNOM_PIN[:12]}", required=False)
+        if not commit.startswith(pin):
+            return Check(what, False, f"{home} is at {commit[:12]}, semhil is tested with {pin[:12]} ({checkout})",
+                         f"git -C {home} checkout {checkout}", required=False)
     return Check(what, True, str(home), required=False)
+
+
+def check_nnom() -> Check:
+    from .build import NNOM_HINT, NNOM_PIN, nnom_home
+    return _check_clone("NNoM (the nnom backend)", "NNOM_HOME", nnom_home, NNOM_HINT, NNOM_PIN, NNOM_PIN[:12])
+
+
+def check_cmsis() -> Check:
+    from .build import CMSIS_HINT, CMSIS_PIN, cmsis_home
+    return _check_clone("CMSIS-NN (the cmsis-nn backend, a peer for `semhil bench kernels`)", "CMSIS_HOME", cmsis_home,
+                        CMSIS_HINT, CMSIS_PIN, "5.9.0")
 
 
 def check_browser() -> Check:
@@ -112,6 +122,7 @@ def run_checks() -> list[Check]:
         check_qemu_machines(),
         check_pty(),
         check_nnom(),
+        check_cmsis(),
         _tool("openocd", "openocd (flashing silicon boards)", f"{APT} openocd  (0.12 or newer)", required=False),
         _tool("pyocd", "pyocd (flashing silicon boards)", "pip install pyocd", required=False),
         _tool("st-flash", "st-flash (flashing silicon boards)", f"{APT} stlink-tools", required=False),

@@ -8,15 +8,18 @@ from codec_train.simulate import run_graph
 from codec_train.train import float_symbols
 
 from .backends.graph import activation_lower_bound, macs, output_bytes, output_shape, weight_bytes
+from .backends import cmsis_nn
 from .backends.standalone import plan
 
 
-def layer_rows(graph: dict, layer_ticks: dict[str, int] | None = None, ticks_to_unit: float = 1.0) -> list[dict]:
+def layer_rows(graph: dict, layer_ticks: dict[str, int] | None = None, ticks_to_unit: float = 1.0,
+               backend: str = "standalone") -> list[dict]:
     """One row per graph layer: output shape, MACs, weight bytes, the whole output tensor's bytes (what
-    a whole-tensor backend such as NNoM holds), the bytes of the buffers the standalone backend's row
-    pipeline keeps for it, and the device time (in the latency unit) when the board's per-layer ticks
-    are given. Layers a backend merges (NNoM's encoder tail) report their time under the first of them."""
-    streamed = plan(graph).layer_bytes()
+    a whole-tensor backend such as NNoM holds), the bytes of the buffers the row pipeline keeps for it
+    (the cmsis-nn backend's own pipeline for it, else the standalone backend's), and the device time (in
+    the latency unit) when the board's per-layer ticks are given. Layers a backend merges (NNoM's encoder
+    tail) report their time under the first of them."""
+    streamed = (cmsis_nn.plan(graph) if backend == "cmsis-nn" else plan(graph)).layer_bytes()
     rows = []
     for layer in graph["layers"]:
         row = {"layer": layer["name"], "op": layer["op"], "output_shape": output_shape(layer), "macs": macs(layer),

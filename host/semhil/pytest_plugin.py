@@ -219,9 +219,12 @@ def bundle(pytestconfig, tmp_path_factory):
 
 
 def skip_unless_available(backend: str) -> None:
-    """Skips a test of the nnom backend where NNOM_HOME names no NNoM checkout."""
+    """Skips a test of the nnom backend where NNOM_HOME names no NNoM checkout, of the cmsis-nn backend
+    where CMSIS_HOME names no CMSIS_5 tree."""
     if backend == "nnom" and not os.environ.get("NNOM_HOME"):
         pytest.skip("the nnom backend needs NNOM_HOME (an NNoM checkout: make nnom)")
+    if backend == "cmsis-nn" and not os.environ.get("CMSIS_HOME"):
+        pytest.skip("the cmsis-nn backend needs CMSIS_HOME (a CMSIS_5 tree at 5.9.0: make cmsis)")
 
 
 @pytest.fixture(scope="session")

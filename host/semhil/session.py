@@ -156,7 +156,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
                                             "p95": float(np.percentile(after, 95))}} if len(after) else {}),
             "activation_lower_bound_bytes": activation_lower_bound(bundle.graph), "macs": total_macs(bundle.graph),
         },
-        "layers": layer_rows(bundle.graph, layer_ticks, float(device_latency(np.ones(1), board, timer_hz)[0])),
+        "layers": layer_rows(bundle.graph, layer_ticks, float(device_latency(np.ones(1), board, timer_hz)[0]), options.backend),
         "wire_ms_per_image": (images[0].size + code_bytes + bundle.graph.get("side_bytes", 0)) * 10 / board.uart_baud * 1000,
         "round_trip_ms": {"median": float(np.median(round_trips)), "p95": float(np.percentile(round_trips, 95))},
         "warnings": board_warnings(info, board),

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import SemhilError
 from . import standalone
 
-BACKENDS = ("standalone", "nnom")
+BACKENDS = ("standalone", "nnom", "cmsis-nn")  # cmsis-nn: a peer for measurements (backends/cmsis_nn.py)
 
 
 def generate_model(graph: dict, bundle_hash: str, out_dir: Path, backend: str = "standalone", **options) -> Path:
@@ -21,6 +21,9 @@ def generate_model(graph: dict, bundle_hash: str, out_dir: Path, backend: str = 
     elif backend == "nnom":
         from . import nnom
         files = nnom.generate(graph, bundle_hash, **options)
+    elif backend == "cmsis-nn":
+        from . import cmsis_nn
+        files = cmsis_nn.generate(graph, bundle_hash)
     else:
         raise SemhilError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     files[SYMBOLS_FILE] = json.dumps(model_symbols(files["model.c"]), indent=1)
@@ -36,7 +39,7 @@ SYMBOLS_FILE = "model_symbols.json"
 ENTRY_POINTS = ("device_half_init", "device_half_begin", "device_half_rows", "device_half_end")
 FOLDABLE_BYTES = 64  # a smaller constant array may be folded into the code that reads it (e.g. 10 biases as immediates)
 C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4, "float": 4}
-CONST_ARRAY = re.compile(r"^static const (\w+) (\w+)\[\] = \{([^}]*)\};", re.MULTILINE)
+CONST_ARRAY = re.compile(r"^static const (\w+) (\w+)\[\](?: __attribute__\(\(aligned\(\d+\)\)\))? = \{([^}]*)\};", re.MULTILINE)
 
 
 def model_symbols(source: str) -> dict:

@@ -137,8 +137,7 @@ def _tail_call(layer: dict, name: str, src: str, dst: str) -> str:
         "dequantize": lambda: f"k_dequantize_s8_f32((const int8_t *){src}, (float *){dst}, {pixels * channels}, {layer['in_dec']});",
         "prelu": lambda: f"k_prelu_f32((float *){src}, {pixels}, {channels}, {name}_alpha);",
         "energy_norm": lambda: f"k_energy_norm_f32((float *){src}, {pixels * channels}, {floats([layer['eps']])});",
-        "quantize": lambda: f"k_quantize_f32((const float *){src}, (uint8_t *){dst}, {pixels * channels}, {name}_centres, "
-                            f"{len(layer['centres'])});",
+        "quantize": lambda: f"k_quantize_thresholds_f32((const float *){src}, (uint8_t *){dst}, {pixels * channels}, &{name});",
     }
     return calls[op]()
 

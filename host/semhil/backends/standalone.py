@@ -10,6 +10,7 @@ the simulator's bit for bit. plan() sizes every buffer before anything is built.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import SemhilError
@@ -68,12 +69,24 @@ class Plan:
         return out
 
 
+@dataclass(frozen=True)
+class ConvPeer:
+    """Another library computing the convs' rows in this row pipeline (backends/cmsis_nn.py): every conv is
+    then an RP_CONV_WINDOW stage whose rows the peer's function computes; the rest stays as generated here."""
+    backend: str                                    # MODEL_BACKEND of its firmware
+    include: str                                    # its device header
+    layer_data: Callable[[dict, str], list[str]]    # (layer, C name) -> the layer's C data, a conv's row function with it
+    conv_row: Callable[[str], str]                  # a conv's C name -> its row function (an rp_conv_row_t)
+    buffers: Callable[[list[Stage]], list[Buffer]]  # its buffers, in place of the standalone convs' scratch
+    init: Callable[[list[Stage]], list[str]]        # the body of device_half_init (returns 0 when ready)
+
+
 def _conv_sums_allowed(layer: dict) -> bool:
     (kh, kw), (sh, _), (ph, _) = layer["kernel"], layer["stride"], layer["padding"]
     return kh <= sh and ph == 0 and kw * layer["in_shape"][2] % 4 == 0
 
 
-def _stage_buffers(i: int, layer: dict) -> tuple[Stage, list[Buffer], int]:
+def _stage_buffers(i: int, layer: dict, conv_sums: bool = True) -> tuple[Stage, list[Buffer], int]:
     """The stage of a conv or max-pool, its buffers, and the scratch bytes it needs. A conv keeps its
     kernel_h input rows or, where its kernel rows never overlap and that is smaller, one input row and
     its output row's sums; a max-pool keeps one input row and the output rows a row can still reach."""
@@ -88,7 +101,7 @@ def _stage_buffers(i: int, layer: dict) -> tuple[Stage, list[Buffer], int]:
     if kh > MAX_KERNEL_H:
         raise SemhilError(f"layer {layer['name']}: a {kh}-row kernel; the standalone kernels take at most {MAX_KERNEL_H} rows")
     window = min(kh, ih) * in_row
-    if _conv_sums_allowed(layer) and in_row + 4 * ow * oc < window:
+    if conv_sums and _conv_sums_allowed(layer) and in_row + 4 * ow * oc < window:
         return (Stage(i, layer, "RP_CONV_SUMS", 1),
                 [Buffer(f"{name}_in_row", "int8_t", in_row, layer["name"], "the input row"),
                  Buffer(f"{name}_sums", "int32_t", ow * oc, layer["name"], "the output row's sums")], 2 * 2 * align4(kw * ic))
@@ -113,20 +126,23 @@ def _check_tail(tail: list[dict]) -> None:
         raise SemhilError(f"the standalone backend streams {TAIL_ORDER}; this graph's tail is {', '.join(ops)}")
 
 
-def plan(graph: dict) -> Plan:
-    """The row pipeline, the tail and every buffer of the standalone firmware's model."""
+def plan(graph: dict, conv_sums: bool = True, conv_buffers: Callable[[list[Stage]], list[Buffer]] | None = None) -> Plan:
+    """The row pipeline, the tail and every buffer of the standalone firmware's model. conv_sums=False: every
+    conv an RP_CONV_WINDOW stage; conv_buffers: a peer's buffers for the convs, in place of the shared scratch."""
     layers = graph["layers"]
     n_spatial = next((i for i, layer in enumerate(layers) if layer["op"] not in SPATIAL_OPS), len(layers))
     tail = list(enumerate(layers))[n_spatial:]
     _check_tail([layer for _, layer in tail])
     stages, buffers, scratch, scratch_owner = [], [], 0, None
     for i, layer in enumerate(layers[:n_spatial]):
-        stage, stage_buffers, stage_scratch = _stage_buffers(i, layer)
+        stage, stage_buffers, stage_scratch = _stage_buffers(i, layer, conv_sums)
         stages.append(stage)
         buffers += stage_buffers
         if stage_scratch > scratch:  # one scratch, shared by the convs: the largest
             scratch, scratch_owner = stage_scratch, layer["name"]
-    if scratch:
+    if conv_buffers is not None:
+        buffers += conv_buffers(stages)
+    elif scratch:
         buffers.append(Buffer("conv_scratch", "int16_t", scratch // 2, scratch_owner, "im2col columns"))
     h, w, c_in = stages[-1].layer["out_shape"] if stages else graph["input"]["shape"]
     c = c_in  # channels of the tail's rows after a channel selection
@@ -154,13 +170,34 @@ def plan(graph: dict) -> Plan:
     return Plan(stages, tail, (h, w, c_in), buffers, float_map)
 
 
-def _stage_entry(stage: Stage) -> str:
+def _stage_entry(stage: Stage, peer: ConvPeer | None = None) -> str:
     name = f"l{stage.index + 1}"
-    conv, pool = (f"&{name}", "0") if stage.layer["op"] == "conv2d" else ("0", f"&{name}")
-    rows = f"{name}_rows" if stage.kind != "RP_CONV_SUMS" else "0"
-    in_row = f"{name}_in_row" if stage.kind != "RP_CONV_WINDOW" else "0"
-    sums = f"{name}_sums" if stage.kind == "RP_CONV_SUMS" else "0"
-    return f"    {{{stage.kind}, {stage.index + 1}, {conv}, {pool}, {rows}, {in_row}, {sums}, {stage.ring}, 0, 0}}, /* {stage.layer['name']} */"
+    fields = [f".kind = {stage.kind}", f".layer = {stage.index + 1}", f".ring = {stage.ring}"]
+    if stage.layer["op"] == "conv2d":
+        fields.append(f".conv = &{name}")
+    else:
+        fields.append(f".pool = &{name}")
+    if stage.kind == "RP_CONV_WINDOW":
+        fields.append(f".conv_row = {peer.conv_row(name) if peer else name + '_row'}")
+    if stage.kind != "RP_CONV_SUMS":
+        fields.append(f".rows = {name}_rows")
+    if stage.kind != "RP_CONV_WINDOW":
+        fields.append(f".in_row = {name}_in_row")
+    if stage.kind == "RP_CONV_SUMS":
+        fields += [f".sums = {name}_sums", f".conv_sum_row = {name}_sum_row"]
+    return f"    {{{', '.join(fields)}}}, /* {stage.layer['name']} */"
+
+
+def _conv_instance(stage: Stage) -> str:
+    """The stage's conv kernel instantiated with its shape as constants (device/kernels/kernels_fixed.h)."""
+    layer, name = stage.layer, f"l{stage.index + 1}"
+    (ih, iw, ic), (_, ow, oc) = layer["in_shape"], layer["out_shape"]
+    (kh, kw), (sh, sw), (ph, pw) = layer["kernel"], layer["stride"], layer["padding"]
+    shift = layer["out_shift"][0] if len(set(layer["out_shift"])) == 1 else -1
+    shape = ", ".join(map(str, (ih, iw, ic, ow, oc, kh, kw, sh, sw, ph, pw, layer["act_min"], layer["act_max"], shift)))
+    if stage.kind == "RP_CONV_SUMS":
+        return f"K_CONV2D_SUM_ROW_FIXED({name}_sum_row, {shape})"
+    return f"K_CONV2D_ROW_FIXED({name}_row, {shape})"
 
 
 def _tail_code(p: Plan, graph: dict) -> tuple[list[str], list[str], list[str]]:
@@ -188,7 +225,7 @@ def _tail_code(p: Plan, graph: dict) -> tuple[list[str], list[str], list[str]]:
             floats_at = f"energy_map + y * {n}" if float_map else "float_row"
             if energy is not None and not float_map:
                 first_pass.append(f"    TIMED({energy + 1}, memcpy(energy_map + y * {n}, {src}, {n}));")
-            call = (f"k_gdn_s8_f32({src}, {floats_at}, {w}, {channels}, {layer['in_dec']}, {name}_beta, {name}_gamma)" if op == "gdn"
+            call = (f"{name}_gdn({src}, {floats_at}, {w}, {name}_beta, {name}_gamma)" if op == "gdn"
                     else f"k_dequantize_s8_f32({src}, {floats_at}, {n}, {layer['in_dec']})")
             first_pass.append(timed(call))
             if energy is not None and not float_map:
@@ -204,7 +241,7 @@ def _tail_code(p: Plan, graph: dict) -> tuple[list[str], list[str], list[str]]:
             begin.append("    energy = 0.0f;")
             current = second_pass
         elif op == "quantize":
-            current.append(timed(f"k_quantize_f32({floats_at}, symbols, {n}, {name}_centres, {len(layer['centres'])})"))
+            current.append(timed(f"k_quantize_thresholds_f32({floats_at}, symbols, {n}, &{name})"))
             sym = "symbols"
         elif op == "crop":
             (top, left), (oh, ow, _) = (layer["top"], layer["left"]), layer["out_shape"]
@@ -217,21 +254,23 @@ def _tail_code(p: Plan, graph: dict) -> tuple[list[str], list[str], list[str]]:
     return first_pass, second_pass, begin
 
 
-def generate(graph: dict, bundle_hash: str) -> dict[str, str]:
-    """model.h and model.c of the standalone backend."""
-    p = plan(graph)
+def generate(graph: dict, bundle_hash: str, peer: ConvPeer | None = None) -> dict[str, str]:
+    """model.h and model.c of the standalone backend; with a peer, of the peer's backend (its convs, all windows)."""
+    p = plan(graph, conv_sums=peer is None, conv_buffers=peer.buffers if peer else None)
     h, w, c = graph["input"]["shape"]
     row_bytes = w * c
     raw = graph["input"].get("raw_pixels")
     names = ["input", *(layer["name"] for layer in graph["layers"])]
-    data = [line for i, layer in enumerate(graph["layers"]) for line in layer_data(layer, f"l{i + 1}")]
+    data = [line for i, layer in enumerate(graph["layers"]) for line in (peer.layer_data if peer else layer_data)(layer, f"l{i + 1}")]
     buffers = [f"static {b.ctype} {b.name}[{b.count}] __attribute__((aligned(4))); /* {b.layer}: {b.holds} */" for b in p.buffers]
     first_pass, second_pass, begin = _tail_code(p, graph)
     energy = next((layer for _, layer in p.tail if layer["op"] == "energy_norm"), None)
     side = [f"    memcpy(code + {layer['side_offset']}, l{i + 1}_sums, {4 * layer['outputs']});" for i, layer in p.tail
             if layer["op"] == "local_dense"]
     if p.stages:
-        pipeline = ["static rp_stage_t stages[] = {", *map(_stage_entry, p.stages), "};",
+        instances = [] if peer else [_conv_instance(s) for s in p.stages if s.layer["op"] == "conv2d"]
+        pipeline = [*instances, "",
+                    "static rp_stage_t stages[] = {", *(_stage_entry(stage, peer) for stage in p.stages), "};",
                     f"static const rp_pipeline_t pipeline = {{stages, {len(p.stages)}, tail_in, tail_row, "
                     f"{'conv_scratch' if any(b.name == 'conv_scratch' for b in p.buffers) else '0'}, device_half_layer_ticks}};"]
         take_row = [f"        TIMED(0, {'memcpy(rp_input_slot(&pipeline), pixels, ' + str(row_bytes) + ')' if raw else f'k_pixels_to_s8(pixels, rp_input_slot(&pipeline), {row_bytes})'});",
@@ -248,7 +287,8 @@ def generate(graph: dict, bundle_hash: str) -> dict[str, str]:
     source = "\n".join([
         f"/* Generated by semhil from bundle {bundle_hash}; do not edit. */",
         "#include <math.h>", "#include <string.h>", "",
-        '#include "kernels.h"', '#include "model.h"', '#include "row_pipeline.h"', '#include "th_port.h"', "",
+        '#include "kernels.h"', '#include "kernels_fixed.h"', '#include "model.h"', '#include "row_pipeline.h"', '#include "th_port.h"',
+        *([f'#include "{peer.include}"'] if peer else []), "",
         *data, "", *buffers, "",
         f"const char *const device_half_layer_names[MODEL_LAYERS] = {{{', '.join(chr(34) + n + chr(34) for n in names)}}};",
         "uint32_t device_half_layer_ticks[MODEL_LAYERS];",
@@ -257,12 +297,13 @@ def generate(graph: dict, bundle_hash: str) -> dict[str, str]:
         "static uint32_t rows_in;    /* rows of the image received */",
         *(["static float energy, energy_scale;"] if energy is not None else []), "",
         "#define TIMED(layer, call) RP_TIMED(device_half_layer_ticks, layer, call)", "",
+        *(f"K_GDN_FIXED(l{i + 1}_gdn, {layer['shape'][2]}, {layer['in_dec']})" for i, layer in p.tail if layer["op"] == "gdn"), "",
         *([] if energy is None else ["/* The layers after energy normalisation, on row y of the map, computed again from its int8 values. */",
                                      "static void second_pass(uint32_t y)", "{", *second_pass, "}", ""]),
         "/* Output row y of the pipeline (or of the input), through the per-pixel layers. */",
         "static void tail_row(const int8_t *row, uint32_t y)", "{", "    (void)row, (void)y;", *first_pass, "}", "",
         *pipeline, "",
-        "int device_half_init(void)", "{", "    return 0;", "}", "",
+        "int device_half_init(void)", "{", *(peer.init(p.stages) if peer else ["    return 0;"]), "}", "",
         "uint32_t device_half_arena_bytes(void)", "{", "    return MODEL_ARENA_BYTES;", "}", "",
         "void device_half_begin(uint8_t *code_buffer)", "{",
         "    code = code_buffer;", "    code_bits = 0;", "    rows_in = 0;",
@@ -273,7 +314,8 @@ def generate(graph: dict, bundle_hash: str) -> dict[str, str]:
         f"    for (; n_rows > 0 && rows_in < MODEL_INPUT_ROWS; n_rows--, rows_in++, pixels += {row_bytes}) {{",
         *take_row, "    }", "}", "",
         "void device_half_end(void)", "{", *end, *side, "}", ""])
-    return {"model.h": model_header(graph, bundle_hash, "standalone", p.arena_bytes, len(names)), "model.c": source}
+    return {"model.h": model_header(graph, bundle_hash, peer.backend if peer else "standalone", p.arena_bytes, len(names)),
+            "model.c": source}
 
 
 def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, n_layers: int) -> str:

@@ -6,7 +6,7 @@ suffix), that nothing else writes into; `latest` beside it points at the newest 
     <bundle>/results/<board>-<backend>/<run id>/results.json   what `semhil run` measured
                                                /images.jsonl   each image's code, as it arrived
     <bundle>/results/<board>-<backend>/latest -> <run id>
-    <bundle>/bench/kernels/<run id>/                           `semhil bench kernels`
+    runs/bench/kernels/<run id>/ (with --bundle: <bundle>/bench/kernels/)   `semhil bench kernels`
 
 `find_runs` reads results JSONs back from files and folders: damaged or partial ones and runs that
 never finished are named as warnings, not fatal.
