@@ -64,7 +64,7 @@ def untrained_resnet_bundle(path, image_size: int, dataset: str = "mnist5k", bas
 
 def cached_photo_bundle(runs_dir: Path, image_size: int, base: str = "resnet50", per_class: int = 8) -> bundle_io.Bundle:
     """The untrained `base` codec on photo_folder's RGB crops at image_size, kept under
-    runs_dir/<base>-<size>-untrained-<config digest>/ (its photos in photos/ inside it) and built only if it is
+    runs_dir/<base>-<size>-untrained-<config digest>/ (its photos beside it, in <base>-<size>-untrained-photos-<n>/) and built only if it is
     not there yet; built in a temporary folder renamed at the end, so an interrupted build leaves nothing half done."""
     stem = f"{base}-{image_size}-untrained"
     photos = runs_dir / f"{stem}-photos-{per_class}"  # the dataset spec names it: the digest covers it

@@ -2,19 +2,17 @@
 compiled for this computer against the CMSIS_5 tree at CMSIS_HOME, gives the simulator's codes bit for
 bit; compiled for Cortex-M4/M7, CMSIS-NN's DSP (SMLAD) path is in it."""
 import os
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
-from codec_train.export import export_device_graph
 from codec_train.simulate import run_graph
 from semhil.backends import cmsis_nn, generate_model
 from semhil.build import CPU_FLAGS, COMMON_FLAGS, _cmsis_includes, _cmsis_objects, cmsis_home
 from semhil.errors import SemhilError
 from semhil.paths import DEVICE_DIR
-from test_standalone_kernels import CASES, HERE, random_images, random_models, run_compiled
+from test_standalone_kernels import CASES, HERE, random_case, random_images, run_compiled
 
 needs_cmsis = pytest.mark.skipif(not os.environ.get("CMSIS_HOME"), reason="needs CMSIS_HOME (a CMSIS_5 tree at 5.9.0: make cmsis)")
 
@@ -35,10 +33,7 @@ def compile_cmsis_nn(graph: dict, tmp_path) -> object:
 @pytest.mark.parametrize("base,image_shape,crop_ratio", CASES)
 def test_cmsis_nn_backend_equals_simulator(tmp_path, base, image_shape, crop_ratio):
     """The first case is the demo codec's device half (the small base at 28x28x1), the third the ResNet-50 stem."""
-    task, codec = random_models(0, crop_ratio, base, image_shape)
-    images = random_images(0, image_shape)
-    graph = export_device_graph(task, codec, images)
-    _, expected = run_graph(graph, images)
+    graph, images, _, expected = random_case(base, image_shape, crop_ratio)
     exe = compile_cmsis_nn(graph, tmp_path)
     assert np.array_equal(run_compiled(exe, images, graph["code_bytes"]), expected)
 
@@ -126,7 +121,6 @@ def tree_state(folder) -> dict:
 
 
 @needs_cmsis
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc (make toolchain)")
 @pytest.mark.parametrize("core", ["cortex-m4", "cortex-m7"])
 def test_cortex_m_builds_take_cmsis_nn_dsp_path(tmp_path, core):
     """ARM_MATH_DSP comes from __ARM_FEATURE_DSP (arm_math_types.h): the inner loop must be SMLAD, built out of tree."""

@@ -5,22 +5,17 @@ import subprocess
 import numpy as np
 import pytest
 
-from codec_train.export import export_device_graph
-from codec_train.simulate import run_graph
 from semhil.backends import nnom as nnom_backend
 from semhil.build import COMMON_FLAGS, _nnom_includes, _nnom_objects, generate_sources, nnom_home
 from semhil.errors import SemhilError
 from semhil.paths import DEVICE_DIR
-from test_standalone_kernels import CASES, HERE, needs_nnom, random_images, random_models, run_compiled
+from test_standalone_kernels import CASES, HERE, needs_nnom, random_case, run_compiled
 
 
 @needs_nnom
 @pytest.mark.parametrize("base,image_shape,crop_ratio", CASES)
 def test_nnom_backend_equals_simulator(tmp_path, base, image_shape, crop_ratio):
-    task, codec = random_models(0, crop_ratio, base, image_shape)
-    images = random_images(0, image_shape)
-    graph = export_device_graph(task, codec, images)
-    _, expected = run_graph(graph, images)
+    graph, images, _, expected = random_case(base, image_shape, crop_ratio)
     home = nnom_home()
     model_dir = generate_sources(graph, "0123456789abcdef", "nnom", tmp_path / "model", tmp_path / "sizer")
     sources = [HERE / "kernel_driver.c", model_dir / "model.c", DEVICE_DIR / "kernels" / "kernels.c", DEVICE_DIR / "nnom" / "nnom_port.c"]
@@ -55,8 +50,7 @@ def test_nothing_is_built_inside_nnom_home(tmp_path):
     """CI points NNOM_HOME at a read-only shared copy: objects and the sizer go to the build folder."""
     home = nnom_home()
     before = tree_state(home)
-    task, codec = random_models(0, 1.0, *CASES[0][:2])
-    graph = export_device_graph(task, codec, random_images(0, CASES[0][1]))
+    graph = random_case(*CASES[0])[0]
     generate_sources(graph, "0123456789abcdef", "nnom", tmp_path / "model", tmp_path / "sizer")
     assert _nnom_objects("gcc", [], home, tmp_path / "objects") and any((tmp_path / "sizer").rglob("*.o"))
     assert tree_state(home) == before

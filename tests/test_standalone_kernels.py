@@ -71,6 +71,14 @@ def random_images(seed: int, shape) -> np.ndarray:
     return images
 
 
+def random_case(base: str, image_shape, crop_ratio: float):
+    """(device graph, test images, the simulator's symbols and codes) of a random codec."""
+    task, codec = random_models(0, crop_ratio, base, image_shape)
+    images = random_images(0, image_shape)
+    graph = export_device_graph(task, codec, images)
+    return graph, images, *run_graph(graph, images)
+
+
 # The last case's code map is too large to keep in float32: its second pass computes the float layers again.
 CASES = [("small", (28, 28, 1), 1.0), ("small", (28, 28, 1), 0.2), ("resnet50", (32, 32, 3), 1.0), ("mobilenetv2", (16, 16, 3), 1.0),
          ("mobilenetv2", (160, 160, 3), 0.5)]
@@ -79,10 +87,7 @@ CASES = [("small", (28, 28, 1), 1.0), ("small", (28, 28, 1), 0.2), ("resnet50", 
 @pytest.mark.parametrize("base,image_shape,crop_ratio", CASES)
 @pytest.mark.parametrize("dsp", [False, True], ids=["plain-c", "dsp-path"])
 def test_c_kernels_equal_simulator(tmp_path, base, image_shape, crop_ratio, dsp):
-    task, codec = random_models(0, crop_ratio, base, image_shape)
-    images = random_images(0, image_shape)
-    graph = export_device_graph(task, codec, images)
-    symbols, expected = run_graph(graph, images)
+    graph, images, symbols, expected = random_case(base, image_shape, crop_ratio)
     assert len(np.unique(symbols)) > 2, "test images should use several centres"
     codes = run_compiled(compile_model(graph, tmp_path, dsp), images, graph["code_bytes"])
     assert np.array_equal(codes, expected)
