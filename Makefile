@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: demo test bench bench-codec bench-kernels bench-harness bench-host bench-streaming nnom cmsis toolchain browser venv clean
+.PHONY: demo test bench bench-codec bench-kernels bench-harness bench-host bench-streaming bench-micropython nnom cmsis micropython toolchain browser venv clean
 
 demo: venv toolchain
 	$(BIN)/semhil demo
@@ -29,6 +29,9 @@ bench-host: venv
 bench-streaming: venv toolchain
 	$(BIN)/python bench/streaming.py
 
+bench-micropython: venv toolchain
+	$(BIN)/python bench/micropython.py
+
 bench-kernels: venv toolchain
 	$(BIN)/semhil bench kernels
 
@@ -48,6 +51,16 @@ CMSIS_TAG := $(shell sed -n 's/^CMSIS_TAG, CMSIS_PIN = "\([0-9.]*\)".*/\1/p' hos
 cmsis:
 	@[ -d "$(CMSIS_DIR)/.git" ] || git clone --quiet --depth 1 --branch $(CMSIS_TAG) https://github.com/ARM-software/CMSIS_5 "$(CMSIS_DIR)"
 	@echo "CMSIS_5 $(CMSIS_TAG) ($$(git -C "$(CMSIS_DIR)" rev-parse --short=12 HEAD)) is in $(CMSIS_DIR); now: export CMSIS_HOME=$(CMSIS_DIR)"
+
+# MicroPython for the micropython-* boards: cloned (network needed, no submodules) outside this repository at the
+# pinned commit; semhil builds its unix and QEMU ports out of tree, in ~/.cache/semhil/micropython-builds.
+MICROPY_DIR ?= $(HOME)/.cache/semhil/micropython
+MICROPY_COMMIT := $(shell sed -n 's/^MICROPY_PIN = "\([0-9a-f]*\)".*/\1/p' host/semhil/micropython/home.py)
+micropython:
+	@[ -d "$(MICROPY_DIR)/.git" ] || git clone --quiet https://github.com/micropython/micropython "$(MICROPY_DIR)"
+	git -C "$(MICROPY_DIR)" -c advice.detachedHead=false checkout --quiet $(MICROPY_COMMIT) || \
+	  (git -C "$(MICROPY_DIR)" fetch --quiet origin && git -C "$(MICROPY_DIR)" -c advice.detachedHead=false checkout --quiet $(MICROPY_COMMIT))
+	@echo "MicroPython $(MICROPY_COMMIT) is in $(MICROPY_DIR); now: export MICROPY_HOME=$(MICROPY_DIR)"
 
 venv: $(STAMP)
 

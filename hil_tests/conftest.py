@@ -4,7 +4,7 @@ exercised on every board given with --board or --hardware-map and every backend 
 import pytest
 
 from codec_train.untrained import untrained_resnet_bundle  # noqa: F401 - the HIL tests' ResNet codecs, from the product
-from semhil.runners import BoardProcess
+from semhil.runners import open_board
 from semhil.session import RunOptions, run_on_board
 
 
@@ -29,7 +29,7 @@ def run_result(bundle, board, backend):
 @pytest.fixture
 def running_board(board_config, firmware):
     """A board process of the test's own, for tests that freeze or kill it."""
-    if board_config.run_kind == "probe":
+    if board_config.run_kind == "probe" or (board_config.run_kind == "micropython" and board_config.micropython_port is None):
         pytest.skip("freezes or kills the board's process: a silicon board has none to signal")
-    with BoardProcess(board_config, firmware.path) as process:
+    with open_board(board_config, firmware.path) as process:
         yield process

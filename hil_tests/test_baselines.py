@@ -22,7 +22,7 @@ from semhil.build import build_firmware
 from semhil.dut import Dut
 from semhil.errors import SemhilError
 from semhil.pytest_plugin import skip_unless_available
-from semhil.runners import BoardProcess
+from semhil.runners import open_board
 from semhil.session import collect_codes
 
 BASELINES = ("raw-image", "raw-feature", "deepcod", "agilenn", "aecnn", "adjscc")
@@ -144,7 +144,7 @@ def test_baseline_device_half_on_the_board_equals_its_simulator(name, baseline_b
     images, labels = mnist.x_test[:40], mnist.y_test[:40]
     _, expected = run_graph(bundle.graph, images)
     firmware = build_firmware(bundle, board_config, backend)
-    with BoardProcess(board_config, firmware.path) as process, Dut(process.port, board_config.name, baud=board_config.uart_baud) as dut:
+    with open_board(board_config, firmware.path) as process, Dut(process.port, board_config.name, baud=board_config.uart_baud) as dut:
         dut.wait_ready()
         records = collect_codes(dut, images, labels, expected, tmp_path / "images.jsonl")
     assert len(records) == len(images) and all(r["bit_exact"] for r in records)

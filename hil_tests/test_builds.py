@@ -12,13 +12,21 @@ from semhil.boards import board_names, load_board
 from semhil.build import build_firmware, firmware_stack
 from semhil.clocks import clock_plan
 from semhil.firmware_check import missing_model_symbols
+from semhil.micropython.deploy import read_module
+from semhil.pytest_plugin import skip_unless_available
 
 
 @pytest.mark.parametrize("name", board_names())
 def test_firmware_builds_and_fits_every_board(bundle, name):
     board = load_board(name)
+    if board.run_kind == "micropython":
+        skip_unless_available("standalone", board)
     firmware = build_firmware(bundle, board, "standalone")
     memory = firmware.memory
+    if board.run_kind == "micropython":  # a native module (tests/test_micropython_module.py): its architecture and size
+        assert read_module(firmware.path).arch == board.micropython_arch and memory.flash_bytes == firmware.path.stat().st_size
+        assert bundle.hash.encode() in firmware.path.read_bytes() and memory.stack_region_bytes == (board.stack_bytes or 8192)
+        return
     assert memory.flash_bytes > 1000 and memory.ram_static_bytes > bundle.graph["code_bytes"]
     symbols = json.loads((bundle.path / "device" / "standalone" / SYMBOLS_FILE).read_text())
     assert missing_model_symbols(firmware.path, symbols) == []
@@ -41,6 +49,9 @@ def test_stack_estimate_covers_the_stack_the_board_measures(board, dut, bundle):
     images = load_dataset(bundle.config["dataset"], bundle.config.get("image_size")).x_test[:8]
     peak = max(dut.infer(image.tobytes()).stack_peak_bytes for image in images)
     memory = board.firmware.memory
+    if board.config.run_kind == "micropython":  # the module's own painted stack, of the size INFO gives
+        assert 0 < peak <= int(dut.board_info["stack_bytes"]) == memory.stack_region_bytes
+        return
     if not board.config.is_mcu:  # native: the inference runs on a painted stack of the port's own, no linked stack to estimate
         assert memory.stack_estimate_bytes is None and 0 < peak <= int(dut.board_info["stack_bytes"])
         return

@@ -394,11 +394,14 @@ def test_silent_board_is_reset_and_the_image_retried(board_config, bundle, runni
     assert any("reset" in entry for entry in dut.log)
 
 
-def test_layer_times_cover_the_inference(dut, bundle, backend):
+def test_layer_times_cover_the_inference(dut, bundle, backend, board_config):
     image = load_dataset("mnist5k").x_test[:1].tobytes()
     result = dut.infer(image)
     ticks = dut.layer_ticks()
     names = list(ticks)
+    if board_config.run_kind == "micropython":  # no timer cheap enough per layer: LAYERS says nothing rather than zeros
+        assert ticks == {} and result.ticks > 0
+        return
     assert names[0] == "input" and names[-1] == "packer"
     graph_names = [layer["name"] for layer in bundle.graph["layers"] if layer["op"] == "conv2d"]
     assert all(name in names for name in graph_names)

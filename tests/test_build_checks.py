@@ -93,10 +93,11 @@ def test_a_firmware_that_lost_its_model_is_refused(bundle, device_copy):
         build_firmware(bundle, load_board("qemu-stm32f405"))
     message = str(refused.value)
     symbols = json.loads((bundle.path / "device" / "standalone" / SYMBOLS_FILE).read_text())
-    dropped = [f for f in symbols["functions"] if f != "device_half_init"] + list(symbols["objects"])
+    # device_half_init sets the row pipeline's stages: it keeps the convs' weights; begin, rows and end go
+    dropped = [f for f in symbols["functions"] if f != "device_half_init"]
     assert "the firmware built for qemu-stm32f405 does not contain the model" in message
     assert f"{len(dropped)} of its {len(symbols['functions']) + len(symbols['objects'])}" in message
-    assert dropped[0] in message and f"and {len(dropped) - 5} more" in message
+    assert all(name in message for name in dropped)
     assert "proved the inference path unreachable" in message and "no image chunk can ever pass" in message
     assert str(out_dir / "firmware.map") in message and (out_dir / "firmware.map").is_file()
     assert not (out_dir / "firmware.elf").exists()

@@ -51,3 +51,20 @@ def test_a_probe_port_without_permission_says_how_to_get_it(monkeypatch):
     monkeypatch.setattr(discovery, "detect_probes", lambda: [probe])
     [check] = doctor.check_probe_ports()
     assert not check.ok and "0671FF" in check.what and "dialout" in check.fix
+
+
+def test_micropy_home_unset_or_wrong_is_explained_but_optional(tmp_path, monkeypatch):
+    monkeypatch.delenv("MICROPY_HOME", raising=False)
+    check = doctor.check_micropython()
+    assert not check.ok and not check.required and check.found == "MICROPY_HOME is not set" and "make micropython" in check.fix
+    monkeypatch.setenv("MICROPY_HOME", str(tmp_path))
+    check = doctor.check_micropython()
+    assert not check.ok and not check.required and "no py/dynruntime.mk" in check.found
+
+
+def test_mpremote_is_found_here_and_missing_says_how_to_install(monkeypatch):
+    check = doctor.check_mpremote()
+    assert check.ok and not check.required and check.found == "mpremote 1.29.0"
+    monkeypatch.setitem(sys.modules, "mpremote", None)
+    check = doctor.check_mpremote()
+    assert not check.ok and not check.required and "make venv" in check.fix

@@ -19,10 +19,12 @@ enum {
     EE_INFO_REQ = 0x01,
     EE_IMAGE_CHUNK = 0x02,
     EE_LAYERS_REQ = 0x03,
+    EE_RELEASE = 0x04, /* give the serial port back: a MicroPython board returns to its REPL */
     EE_INFO = 0x81,
     EE_INFER_OK = 0x82,
     EE_LAYERS = 0x83, /* name=ticks per layer of the last image, one a line */
     EE_CHUNK_OK = 0x84, /* image u16 | next_row u16: the chunk's rows are consumed, send the next */
+    EE_RELEASED = 0x85,
     EE_ERROR = 0x7F,
 };
 

@@ -6,6 +6,14 @@
 
 #include <stdint.h>
 
+/* The storage class of the core's and the model's mutable state: static in a firmware. A MicroPython
+ * native module (SEMHIL_NATMOD) defines it empty: its linker (mpy_ld) cannot address static bss on x64. */
+#ifdef SEMHIL_NATMOD
+#define SEMHIL_STATIC
+#else
+#define SEMHIL_STATIC static
+#endif
+
 void th_init(void);                        /* clocks, FPU, UART, timer */
 int th_uart_read_byte(void);               /* blocking, returns 0..255 */
 void th_uart_write(const uint8_t *buf, uint32_t n);

@@ -69,7 +69,7 @@ void k_select_channels_s8(const int8_t *in, uint32_t pixels, uint32_t channels, 
 void k_local_dense_s8_f32(const int8_t *in, uint32_t pixels, uint32_t channels, const uint16_t *which, uint32_t count,
                           int in_dec, const float *weight, const float *bias, uint32_t outputs, uint8_t *out)
 {
-    const float scale = ldexpf(1.0f, -in_dec);
+    const float scale = k_pow2f(-in_dec);
     for (uint32_t j = 0; j < outputs; j++) {
         float acc = bias[j];
         for (uint32_t p = 0; p < pixels; p++)
@@ -82,7 +82,7 @@ void k_local_dense_s8_f32(const int8_t *in, uint32_t pixels, uint32_t channels, 
 void k_local_dense_rows_s8_f32(const int8_t *in, uint32_t pixels, uint32_t channels, const uint16_t *which, uint32_t count,
                                int in_dec, const float *weight, uint32_t stride, uint32_t outputs, float *acc)
 {
-    const float scale = ldexpf(1.0f, -in_dec);
+    const float scale = k_pow2f(-in_dec);
     for (uint32_t j = 0; j < outputs; j++, weight += stride) {
         const float *w = weight;
         float a = acc[j];
@@ -95,7 +95,7 @@ void k_local_dense_rows_s8_f32(const int8_t *in, uint32_t pixels, uint32_t chann
 
 void k_dequantize_s8_f32(const int8_t *in, float *out, uint32_t n, int in_dec)
 {
-    const float scale = ldexpf(1.0f, -in_dec);
+    const float scale = k_pow2f(-in_dec);
     for (uint32_t i = 0; i < n; i++)
         out[i] = (float)in[i] * scale;
 }
@@ -103,7 +103,7 @@ void k_dequantize_s8_f32(const int8_t *in, float *out, uint32_t n, int in_dec)
 void k_gdn_s8_f32(const int8_t *in, float *out, uint32_t pixels, uint32_t channels, int in_dec,
                   const float *beta, const float *gamma)
 {
-    k_gdn(in, out, pixels, channels, ldexpf(1.0f, -in_dec), beta, gamma);
+    k_gdn(in, out, pixels, channels, k_pow2f(-in_dec), beta, gamma);
 }
 
 void k_prelu_f32(float *x, uint32_t pixels, uint32_t channels, const float *alpha)

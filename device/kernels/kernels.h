@@ -9,6 +9,17 @@
 
 #include <stdint.h>
 
+/* 2^e as a float32, exactly, for -126 <= e <= 127 (a layer's dec bits are far inside): libm's ldexpf
+ * does not link into a MicroPython native module. */
+static inline float k_pow2f(int e)
+{
+    union {
+        uint32_t bits;
+        float value;
+    } u = {(uint32_t)(e + 127) << 23};
+    return u.value;
+}
+
 typedef struct {
     uint16_t in_h, in_w, in_c;
     uint16_t out_h, out_w, out_c;

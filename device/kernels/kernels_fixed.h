@@ -455,7 +455,7 @@ K_INLINE void k_gdn(const int8_t *in, float *out, uint32_t pixels, uint32_t chan
 #define K_GDN_FIXED(name, channels, in_dec)                                                                  \
     static void name(const int8_t *in, float *out, uint32_t pixels, const float *beta, const float *gamma)  \
     {                                                                                                        \
-        k_gdn(in, out, pixels, channels, ldexpf(1.0f, -(in_dec)), beta, gamma);                                \
+        k_gdn(in, out, pixels, channels, k_pow2f(-(in_dec)), beta, gamma);                                \
     }
 
 #endif

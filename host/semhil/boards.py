@@ -30,9 +30,13 @@ FAMILIES = {
     "stm32f7": Family(("cortex-m7",), STM32_UARTS, 0x08000000, 0x20000000, pins=True, clock=True, layers=STM32),
     "stm32h7": Family(("cortex-m7",), STM32_UARTS, 0x08000000, 0x24000000, pins=True, clock=True, layers=STM32),  # AXI SRAM
     "mps2": Family(("cortex-m7",), ("UART0",), 0x00000000, 0x20000000, layers=("cortex-m",)),
+    # MicroPython runs the device half as a native module (device/micropython/): no port of semhil's
+    "micropython": Family(("native", "cortex-m4", "cortex-m7"), ("repl",)),
 }
-RUN_KINDS = ("native", "qemu", "probe")
-LATENCY_SOURCES = {"cpu-time": "ns", "icount": "instructions", "cycles": "cycles"}
+RUN_KINDS = ("native", "qemu", "probe", "micropython")
+LATENCY_SOURCES = {"cpu-time": "ns", "icount": "instructions", "cycles": "cycles", "ticks-us": "us"}
+MICROPYTHON_ARCHES = ("x64", "armv7emsp", "armv7emdp")
+MICROPYTHON_PORTS = ("unix", "qemu")  # MicroPython semhil builds from MICROPY_HOME; without one, the board's own
 CLOCK_SOURCES = ("emulated", "hsi", "hse-crystal", "hse-bypass")
 FLASH_TOOLS = ("openocd", "pyocd", "st-flash")
 PIN = re.compile(r"P([A-K])(\d{1,2})$")
@@ -47,9 +51,11 @@ SCHEMA = {
     "flash": ({"tool": (str, True), "openocd_target": (str, True), "pyocd_target": (str, True)}, False),
     "usb": ({"vid": (int, True), "pid": (int, True)}, False),
     "latency": ({"source": (str, True)}, True),
+    "micropython": ({"arch": (str, True), "port": (str, False), "board": (str, False)}, False),
 }
 CHOICES = {"family": tuple(FAMILIES), "run.kind": RUN_KINDS, "latency.source": tuple(LATENCY_SOURCES),
-           "clock.source": CLOCK_SOURCES, "flash.tool": FLASH_TOOLS}
+           "clock.source": CLOCK_SOURCES, "flash.tool": FLASH_TOOLS, "micropython.arch": MICROPYTHON_ARCHES,
+           "micropython.port": MICROPYTHON_PORTS}
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class Board:
     pyocd_target: str | None = None     # e.g. stm32f446retx
     usb_vid: int | None = None          # the probe's USB IDs, for `semhil boards --detect`
     usb_pid: int | None = None
+    micropython_arch: str | None = None   # the native module's architecture (a micropython board)
+    micropython_port: str | None = None   # unix or qemu: MicroPython semhil builds; None: the board's own
+    micropython_board: str | None = None  # the MicroPython board of the qemu port, e.g. MPS2_AN500
     path: Path | None = None
 
     @property
@@ -83,7 +92,7 @@ class Board:
 
     @property
     def is_mcu(self) -> bool:
-        return self.family != "native"
+        return self.core != "native"
 
     @property
     def port_dirs(self) -> tuple[str, ...]:
@@ -140,7 +149,7 @@ def _check_consistent(data: dict, where: str) -> None:
             need("hse_hz" in data["clock"], f"'clock.hse_hz' is required with clock.source = {data['clock']['source']!r}")
     else:
         need("clock" not in data, f"[clock]: family {data['family']} has a fixed clock; remove the table")
-    if data["family"] != "native":
+    if data["core"] != "native":
         for key in ("flash_bytes", "ram_bytes", "stack_bytes"):
             need(key in data, f"missing key '{key}' (the board's memory, in bytes)")
         need(data["stack_bytes"] % 8 == 0 and 0 < data["stack_bytes"] < data["ram_bytes"],
@@ -152,6 +161,21 @@ def _check_consistent(data: dict, where: str) -> None:
         need("flash" in data, "missing table [flash] (tool, openocd_target, pyocd_target) for a board flashed through a probe")
         need("usb" in data, "missing table [usb] (vid, pid of the ST-LINK) for a board found on USB")
         need(data["latency"]["source"] == "cycles", "a silicon board measures latency in 'cycles' (DWT)")
+    need((kind == "micropython") == (data["family"] == "micropython"),
+         "run.kind = 'micropython' goes with family = 'micropython' (and only with it)")
+    need((kind == "micropython") == ("micropython" in data),
+         "[micropython] (arch, and port for MicroPython semhil builds) is for run.kind = 'micropython' boards only, and they need it")
+    micropython = data.get("micropython", {})
+    port = micropython.get("port")
+    need(("board" in micropython) == (port == "qemu"), "'micropython.board' (e.g. 'MPS2_AN500') goes with micropython.port = 'qemu'")
+    need(port != "qemu" or "machine" in data["run"], "'run.machine' is required with micropython.port = 'qemu' (e.g. 'mps2-an500')")
+    need(kind != "micropython" or port is not None or "usb" in data,
+         "missing table [usb] (vid, pid of the board's USB serial) for a MicroPython board found on USB")
+    if kind == "micropython":
+        expected = {"unix": "ticks-us", "qemu": "icount", None: "cycles"}[port]
+        need(data["latency"]["source"] == expected, f"'latency.source' must be {expected!r} for a MicroPython board with "
+             + (f"micropython.port = {port!r}" if port else "its own MicroPython (time.ticks_cpu: cycles)"))
+        return
     expected = {"native": "cpu-time", "qemu": "icount", "probe": "cycles"}[kind]
     need(data["latency"]["source"] == expected, f"'latency.source' must be {expected!r} for run.kind = {kind!r}")
 
@@ -163,14 +187,15 @@ def load_board_file(path: Path) -> Board:
         raise SemhilError(f"{path}: not valid TOML ({e})") from None
     _check(data, SCHEMA, str(path))
     _check_consistent(data, str(path))
-    clock, uart, run, flash, usb = (data.get(k, {}) for k in ("clock", "uart", "run", "flash", "usb"))
+    clock, uart, run, flash, usb, micropython = (data.get(k, {}) for k in ("clock", "uart", "run", "flash", "usb", "micropython"))
     return Board(name=data["name"], family=data["family"], core=data["core"], clock_hz=data["clock_hz"],
                  uart_instance=uart["instance"], uart_baud=uart["baud"], run_kind=run["kind"],
                  latency_source=data["latency"]["source"], flash_bytes=data.get("flash_bytes"), ram_bytes=data.get("ram_bytes"),
                  stack_bytes=data.get("stack_bytes"), clock_source=clock.get("source"), hse_hz=clock.get("hse_hz"),
                  uart_tx=uart.get("tx"), uart_rx=uart.get("rx"), qemu_machine=run.get("machine"),
                  flash_tool=flash.get("tool"), openocd_target=flash.get("openocd_target"), pyocd_target=flash.get("pyocd_target"),
-                 usb_vid=usb.get("vid"), usb_pid=usb.get("pid"), path=path)
+                 usb_vid=usb.get("vid"), usb_pid=usb.get("pid"), micropython_arch=micropython.get("arch"),
+                 micropython_port=micropython.get("port"), micropython_board=micropython.get("board"), path=path)
 
 
 def board_names(boards_dir: Path = BOARDS_DIR) -> list[str]:

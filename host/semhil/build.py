@@ -359,10 +359,24 @@ def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmwar
     """Generate the model's C under <bundle>/device/<backend>/ and build <bundle>/build/<board>-<backend>/firmware.elf."""
     if "unsupported" in bundle.graph:
         raise SemhilError(f"bundle {bundle.path} has no device graph for a board: {bundle.graph['unsupported']}")
+    if board.run_kind == "micropython":
+        return _build_module(bundle, board, backend)
     cc = compiler_for(board)
     root = bundle.path.resolve()  # the compiler runs in a folder of its own
     with build_lock(root):
         return _build(bundle, board, backend, cc, root)
+
+
+def _build_module(bundle, board: Board, backend: str) -> Firmware:
+    """A MicroPython board's "firmware": the bundle's native module (semhil.micropython.natmod). Its code,
+    data and bss all land in the board's heap: flash is the .mpy file, static RAM what it loads into."""
+    from .micropython.natmod import STACK_BYTES, build_module
+    if backend != "standalone":
+        raise SemhilError(f"board {board.name} runs the device half as a MicroPython module, built from the standalone "
+                          f"backend only, not {backend}: use --backend standalone")
+    module = build_module(bundle, board)
+    stack = board.stack_bytes or STACK_BYTES
+    return Firmware(module.path, board, bundle.hash, MemoryReport(module.module_bytes, module.ram_bytes - stack, stack))
 
 
 def _build(bundle, board: Board, backend: str, cc: str, root: Path) -> Firmware:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from .boards import FLASH_TOOLS
 from .cli import backend_option, cli, console, map_option, probe_option
+from .errors import SemhilError
 
 
 def _or_dash(value: int | None, scale: float) -> str:
@@ -72,13 +73,17 @@ def boards(detect: bool, map_path: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="build, then print the flashing command lines instead of running them")
 def flash_bundle(bundle: Path, board_name: str, backend: str, tool: str | None, probe_serial: str | None,
                  map_path: Path | None, dry_run: bool) -> None:
-    """Build the firmware of BUNDLE for a board and flash it through the board's ST-LINK."""
+    """Build the firmware of BUNDLE for a board and flash it through the board's ST-LINK; on a MicroPython
+    board (pyboard-v11, openmv-h7: --probe names its USB serial number), build the native module and copy
+    it and semhil's program onto the board with mpremote, then start the program."""
     from codec_train.bundle import load_bundle
     from .boards import load_board
     from .build import build_firmware
     from .discovery import choose_probe
     from .flash import choose_tool, flash
     board = load_board(board_name)
+    if board.run_kind == "micropython":
+        return _deploy_micropython(load_bundle(bundle), board, backend, probe_serial, dry_run)
     choose_tool(board, tool)  # a board that is not flashed fails before the build
     if probe_serial or map_path:
         probe = choose_probe(board, probe_serial, map_path, tool)
@@ -90,3 +95,24 @@ def flash_bundle(bundle: Path, board_name: str, backend: str, tool: str | None, 
             click.echo(shlex.join(step))
     else:
         console.print(f"flashed {firmware.path} onto {board.name}" + (f" (probe {probe_serial})" if probe_serial else ""))
+
+
+def _deploy_micropython(bundle, board, backend: str, serial_number: str | None, dry_run: bool) -> None:
+    from .build import build_firmware
+    from .micropython.board import timer_of
+    from .micropython.deploy import deploy
+    from .micropython.natmod import PROGRAM
+    if board.micropython_port is not None:
+        raise SemhilError(f"board {board.name} runs MicroPython that semhil starts itself: `semhil run BUNDLE --board {board.name}` "
+                          "builds the module, starts the board and copies it there")
+    if not serial_number:
+        raise SemhilError(f"board {board.name}: name it by the USB serial number of its MicroPython (--probe SERIAL; "
+                          "`semhil boards --detect` or `mpremote connect list` shows it)")
+    module = build_firmware(bundle, board, backend)
+    steps = deploy(f"id:{serial_number}", module.path, PROGRAM, board.name, timer_of(board), dry_run)
+    if dry_run:
+        for step in steps:
+            click.echo(shlex.join(step))
+    else:
+        console.print(f"copied {module.path} ({module.memory.flash_bytes:,} B) and {PROGRAM.name} onto {board.name} "
+                      f"(USB serial {serial_number}) and started it")

@@ -1,6 +1,7 @@
 """`semhil doctor`: what this computer has for each kind of board, and what to install or change."""
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
@@ -87,6 +88,22 @@ def check_cmsis() -> Check:
                         CMSIS_HINT, CMSIS_PIN, "5.9.0")
 
 
+def check_micropython() -> Check:
+    from .micropython.home import MICROPY_HINT, MICROPY_PIN, micropy_home
+    return _check_clone("MicroPython (micropython-* boards)", "MICROPY_HOME", micropy_home, MICROPY_HINT, MICROPY_PIN,
+                        MICROPY_PIN[:12])
+
+
+def check_mpremote() -> Check:
+    from .micropython.home import mpremote_command
+    what, fix = "mpremote (MicroPython boards)", "`make venv` or `.venv/bin/pip install -e .`"
+    try:
+        mpremote_command()
+    except SemhilError as e:
+        return Check(what, False, str(e), fix, required=False)
+    return Check(what, True, f"mpremote {importlib.metadata.version('mpremote')}", required=False)
+
+
 def check_browser() -> Check:
     name = next((n for n in ("chromium", "chromium-browser") if shutil.which(n)), "chromium")
     return _tool(name, "Chromium (the tests render `semhil report`'s page with it)", f"{APT} chromium  (or `make browser` as root)",
@@ -123,6 +140,8 @@ def run_checks() -> list[Check]:
         check_pty(),
         check_nnom(),
         check_cmsis(),
+        check_micropython(),
+        check_mpremote(),
         _tool("openocd", "openocd (flashing silicon boards)", f"{APT} openocd  (0.12 or newer)", required=False),
         _tool("pyocd", "pyocd (flashing silicon boards)", "pip install pyocd", required=False),
         _tool("st-flash", "st-flash (flashing silicon boards)", f"{APT} stlink-tools", required=False),

@@ -1,4 +1,4 @@
-"""The framed UART protocol between the host and the firmware (device/core/ee_main.c).
+"""The framed UART protocol between the host and the firmware (device/core/ee_serve.c).
 
 A frame is `version u8 | type u8 | seq u16 LE | len u16 LE | payload[len] | crc32 u32 LE`, the
 CRC-32 (zlib) covering every byte before it. On the wire: COBS(frame), then one 0x00 delimiter.
@@ -32,10 +32,12 @@ class MsgType(enum.IntEnum):
     INFO_REQ = 0x01
     IMAGE_CHUNK = 0x02
     LAYERS_REQ = 0x03
+    RELEASE = 0x04      # a MicroPython board's program returns to the REPL (after RELEASED); a firmware answers RELEASED and goes on
     INFO = 0x81
     INFER_OK = 0x82
     LAYERS = 0x83
     CHUNK_OK = 0x84
+    RELEASED = 0x85
     ERROR = 0x7F
 
 

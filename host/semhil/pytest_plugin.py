@@ -218,9 +218,15 @@ def bundle(pytestconfig, tmp_path_factory):
         return cached_bundle(PRESETS["tiny"], shared, "tiny", progress)
 
 
-def skip_unless_available(backend: str) -> None:
+def skip_unless_available(backend: str, board: Board | None = None) -> None:
     """Skips a test of the nnom backend where NNOM_HOME names no NNoM checkout, of the cmsis-nn backend
-    where CMSIS_HOME names no CMSIS_5 tree."""
+    where CMSIS_HOME names no CMSIS_5 tree, of a MicroPython board where MICROPY_HOME names no MicroPython
+    (or with another backend than standalone: its module is built from that one)."""
+    if board is not None and board.run_kind == "micropython":
+        if backend != "standalone":
+            pytest.skip(f"{board.name} runs the standalone backend's native module only, not {backend}")
+        if not os.environ.get("MICROPY_HOME"):
+            pytest.skip("MicroPython boards need MICROPY_HOME (a MicroPython checkout: make micropython)")
     if backend == "nnom" and not os.environ.get("NNOM_HOME"):
         pytest.skip("the nnom backend needs NNOM_HOME (an NNoM checkout: make nnom)")
     if backend == "cmsis-nn" and not os.environ.get("CMSIS_HOME"):
@@ -230,7 +236,7 @@ def skip_unless_available(backend: str) -> None:
 @pytest.fixture(scope="session")
 def firmware(bundle, board_config, backend):
     from .build import build_firmware
-    skip_unless_available(backend)
+    skip_unless_available(backend, board_config)
     return build_firmware(bundle, board_config, backend)
 
 

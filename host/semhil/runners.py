@@ -22,11 +22,13 @@ START_TIMEOUT_S = 15.0
 def board_command(board: Board, firmware: Path) -> list[str]:
     if board.run_kind == "native":
         return [str(firmware)]
-    if board.run_kind == "qemu":
+    if board.run_kind == "qemu" or board.micropython_port == "qemu":
         if shutil.which("qemu-system-arm") is None:
             raise SemhilError("qemu-system-arm not found (needed for board "
                               f"{board.name}): install it with `make toolchain` (as root) or `apt-get install qemu-system-arm`")
-        return ["qemu-system-arm", "-M", board.qemu_machine, "-display", "none", "-monitor", "none",
+        # MicroPython's QEMU port writes nothing without semihosting
+        semihosting = ["-semihosting"] if board.run_kind == "micropython" else []
+        return ["qemu-system-arm", "-M", board.qemu_machine, "-display", "none", "-monitor", "none", *semihosting,
                 "-serial", "pty", "-icount", "shift=0", "-kernel", str(firmware)]
     raise SemhilError(f"board {board.name}: run.kind {board.run_kind!r} cannot be started here")
 
@@ -102,10 +104,13 @@ class AttachedBoard:
 
 def open_board(board: Board, firmware: Path, probe=None, port_url: str | None = None):
     """The board as something to start, restart and stop: a native process, QEMU, (with a
-    discovery.ProbeChoice) a silicon board flashed through its ST-LINK, or (with port_url) a board
-    already running at a serial port or network URL."""
+    discovery.ProbeChoice) a silicon board flashed through its ST-LINK, a MicroPython board given the
+    bundle's native module, or (with port_url) a board already running at a serial port or network URL."""
     if port_url:
         return AttachedBoard(port_url)
+    if board.run_kind == "micropython":  # firmware: the bundle's native module; probe: the board's USB serial number
+        from .micropython.board import open_micropython
+        return open_micropython(board, firmware, probe.serial if probe else None)
     if board.run_kind == "probe":
         from .discovery import choose_probe
         from .flash import ProbeBoard

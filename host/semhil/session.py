@@ -61,18 +61,28 @@ def check_firmware(info: dict, bundle, board: Board) -> None:
 def board_warnings(info: dict, board: Board) -> list[str]:
     """What the board's INFO says that the technician should know."""
     clock = int(info.get("core_clock_hz", 0))
-    if board.is_mcu and clock != board.clock_hz:
+    if board.is_mcu and clock != board.clock_hz and not (board.run_kind == "micropython" and clock == 0):  # 0: MicroPython cannot tell
         return [f"the board runs at {clock / 1e6:g} MHz, not the {board.clock_hz / 1e6:g} MHz of {board.path}: its oscillator "
                 "or PLL did not start (check the board's clock source in the board file and its solder bridges)"]
     return []
 
 
+UNITS_PER_SECOND = {"ns": 1e9, "instructions": 1e9, "us": 1e6}  # QEMU -icount shift=0: one instruction a nanosecond
+
+
 def device_latency(ticks: np.ndarray, board: Board, timer_hz: int) -> np.ndarray:
-    """Device ticks in the board's latency unit: DWT ticks are cycles; SysTick ticks under QEMU
-    -icount shift=0 become instructions (1 ns each); the native board's are nanoseconds."""
+    """Device ticks in the board's latency unit: DWT ticks are cycles; SysTick (or MicroPython's
+    ticks_us) under QEMU -icount shift=0 become instructions; the native board's are nanoseconds,
+    micropython-unix's microseconds."""
     if board.latency_source == "cycles":
         return ticks.astype(float)
-    return ticks * (1e9 / timer_hz)
+    return ticks * (UNITS_PER_SECOND[board.latency_unit] / timer_hz)
+
+
+def micropython_figures(info: dict) -> dict:
+    """What a MicroPython board's INFO adds: the module's size and the heap in use with it loaded."""
+    keys = ("module_bytes", "heap_used_bytes", "heap_free_bytes")
+    return {key: int(info[key]) for key in keys if key in info} | ({"micropython": info["micropython"]} if "micropython" in info else {})
 
 
 def logged_records(log_path: Path, labels: np.ndarray) -> list[dict]:
@@ -155,6 +165,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
             **({"latency_after_last_byte": {"unit": board.latency_unit, "median": float(np.median(after)),
                                             "p95": float(np.percentile(after, 95))}} if len(after) else {}),
             "activation_lower_bound_bytes": activation_lower_bound(bundle.graph), "macs": total_macs(bundle.graph),
+            **micropython_figures(info),
         },
         "layers": layer_rows(bundle.graph, layer_ticks, float(device_latency(np.ones(1), board, timer_hz)[0]), options.backend),
         "wire_ms_per_image": (images[0].size + code_bytes + bundle.graph.get("side_bytes", 0)) * 10 / board.uart_baud * 1000,

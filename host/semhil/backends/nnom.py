@@ -11,7 +11,7 @@ import math
 from ..errors import SemhilError
 from .graph import IN_PLACE_OPS, elements
 from .c_data import floats, ints as _ints, layer_data
-from .standalone import model_header
+from .standalone import layer_names, model_header
 
 NNOM_OPS = ("conv2d", "maxpool")
 INT8_TAIL_OPS = ("local_dense", "select_channels")
@@ -186,14 +186,14 @@ def generate(graph: dict, bundle_hash: str, arena_bytes: int = SIZING_ARENA_BYTE
     create, names = ["    ADD(input_s(&input_config));"], ["input"]
     for i, layer in enumerate(nnom_layers, start=1):
         if layer["op"] == "conv2d":
-            layer_data, layer_create, layer_names = _conv(layer, f"l{i}")
+            its_data, its_create, its_names = _conv(layer, f"l{i}")
         elif layer["op"] == "maxpool":
-            layer_data, layer_create, layer_names = _maxpool(layer, f"l{i}"), [f"    ADD(maxpool_s(&l{i}_config));"], [layer["name"]]
+            its_data, its_create, its_names = _maxpool(layer, f"l{i}"), [f"    ADD(maxpool_s(&l{i}_config));"], [layer["name"]]
         else:
             raise SemhilError(f"layer {layer['name']}: op {layer['op']!r} has no nnom layer (supported: {', '.join(SUPPORTED_OPS)})")
-        data += layer_data
-        create += layer_create
-        names += layer_names
+        data += its_data
+        create += its_create
+        names += its_names
     if tail:
         data += _tail(tail)
         create.append("    ADD(lambda_s(&tail_config));")
@@ -218,7 +218,7 @@ def generate(graph: dict, bundle_hash: str, arena_bytes: int = SIZING_ARENA_BYTE
         "static uint8_t nnom_arena[MODEL_ARENA_BYTES] __attribute__((aligned(8)));",
         "static uint8_t *side_code; /* where a local predictor writes its side bytes: the caller's code buffer */", "",
         RELU6_RUN, "", *data, "",
-        f"const char *const device_half_layer_names[MODEL_LAYERS] = {{{', '.join(chr(34) + n + chr(34) for n in names)}}};",
+        layer_names(names),
         "uint32_t device_half_layer_ticks[MODEL_LAYERS];",
         "static nnom_model_t model;",
         "static uint32_t layer_index;",

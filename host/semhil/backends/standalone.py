@@ -170,22 +170,30 @@ def plan(graph: dict, conv_sums: bool = True, conv_buffers: Callable[[list[Stage
     return Plan(stages, tail, (h, w, c_in), buffers, float_map)
 
 
-def _stage_entry(stage: Stage, peer: ConvPeer | None = None) -> str:
+def _assignments(target: str, fields: list[tuple[str, object]]) -> list[str]:
+    return [f"    {target}.{field} = {value};" for field, value in fields]
+
+
+def _stage_init(stage: Stage, i: int, peer: ConvPeer | None = None) -> list[str]:
+    """The statements that set stages[i] (its layer's data, buffers and conv row function)."""
     name = f"l{stage.index + 1}"
-    fields = [f".kind = {stage.kind}", f".layer = {stage.index + 1}", f".ring = {stage.ring}"]
-    if stage.layer["op"] == "conv2d":
-        fields.append(f".conv = &{name}")
-    else:
-        fields.append(f".pool = &{name}")
+    fields = [("kind", stage.kind), ("layer", stage.index + 1), ("ring", stage.ring),
+              ("conv" if stage.layer["op"] == "conv2d" else "pool", f"&{name}")]
     if stage.kind == "RP_CONV_WINDOW":
-        fields.append(f".conv_row = {peer.conv_row(name) if peer else name + '_row'}")
+        fields.append(("conv_row", peer.conv_row(name) if peer else name + "_row"))
     if stage.kind != "RP_CONV_SUMS":
-        fields.append(f".rows = {name}_rows")
+        fields.append(("rows", f"{name}_rows"))
     if stage.kind != "RP_CONV_WINDOW":
-        fields.append(f".in_row = {name}_in_row")
+        fields.append(("in_row", f"{name}_in_row"))
     if stage.kind == "RP_CONV_SUMS":
-        fields += [f".sums = {name}_sums", f".conv_sum_row = {name}_sum_row"]
-    return f"    {{{', '.join(fields)}}}, /* {stage.layer['name']} */"
+        fields += [("sums", f"{name}_sums"), ("conv_sum_row", f"{name}_sum_row")]
+    return [f"    /* {stage.layer['name']} */", *_assignments(f"stages[{i}]", fields)]
+
+
+def layer_names(names: list[str]) -> str:
+    """The layers' names as one C string, each ended by a NUL (no table of pointers to relocate)."""
+    return f'const char device_half_layer_names[] = "{"".join(n + chr(92) + "000" for n in names)}";'
+
 
 
 def _conv_instance(stage: Stage) -> str:
@@ -262,21 +270,23 @@ def generate(graph: dict, bundle_hash: str, peer: ConvPeer | None = None) -> dic
     raw = graph["input"].get("raw_pixels")
     names = ["input", *(layer["name"] for layer in graph["layers"])]
     data = [line for i, layer in enumerate(graph["layers"]) for line in (peer.layer_data if peer else layer_data)(layer, f"l{i + 1}")]
-    buffers = [f"static {b.ctype} {b.name}[{b.count}] __attribute__((aligned(4))); /* {b.layer}: {b.holds} */" for b in p.buffers]
+    buffers = [f"SEMHIL_STATIC {b.ctype} {b.name}[{b.count}] __attribute__((aligned(4))); /* {b.layer}: {b.holds} */" for b in p.buffers]
     first_pass, second_pass, begin = _tail_code(p, graph)
     energy = next((layer for _, layer in p.tail if layer["op"] == "energy_norm"), None)
     side = [f"    memcpy(code + {layer['side_offset']}, l{i + 1}_sums, {4 * layer['outputs']});" for i, layer in p.tail
             if layer["op"] == "local_dense"]
     if p.stages:
         instances = [] if peer else [_conv_instance(s) for s in p.stages if s.layer["op"] == "conv2d"]
-        pipeline = [*instances, "",
-                    "static rp_stage_t stages[] = {", *(_stage_entry(stage, peer) for stage in p.stages), "};",
-                    f"static const rp_pipeline_t pipeline = {{stages, {len(p.stages)}, tail_in, tail_row, "
-                    f"{'conv_scratch' if any(b.name == 'conv_scratch' for b in p.buffers) else '0'}, device_half_layer_ticks}};"]
+        pipeline = [*instances, "", f"SEMHIL_STATIC rp_stage_t stages[{len(p.stages)}];", "SEMHIL_STATIC rp_pipeline_t pipeline;"]
+        scratch = "conv_scratch" if any(b.name == "conv_scratch" for b in p.buffers) else "0"
+        # set here, not by initialisers: a MicroPython module cannot relocate initialised pointers to RAM
+        init = [*(line for i, stage in enumerate(p.stages) for line in _stage_init(stage, i, peer)),
+                *_assignments("pipeline", [("stages", "stages"), ("n_stages", len(p.stages)), ("tail_in", "tail_in"),
+                                           ("tail", "tail_row"), ("scratch", scratch), ("ticks", "device_half_layer_ticks")])]
         take_row = [f"        TIMED(0, {'memcpy(rp_input_slot(&pipeline), pixels, ' + str(row_bytes) + ')' if raw else f'k_pixels_to_s8(pixels, rp_input_slot(&pipeline), {row_bytes})'});",
                     "        rp_input_row(&pipeline);"]
     else:
-        pipeline = []
+        pipeline, init = [], []
         take_row = ["        tail_row((const int8_t *)pixels, rows_in);"] if raw else \
             [f"        TIMED(0, k_pixels_to_s8(pixels, tail_in, {row_bytes}));", "        tail_row(tail_in, rows_in);"]
     end = []
@@ -290,12 +300,12 @@ def generate(graph: dict, bundle_hash: str, peer: ConvPeer | None = None) -> dic
         '#include "kernels.h"', '#include "kernels_fixed.h"', '#include "model.h"', '#include "row_pipeline.h"', '#include "th_port.h"',
         *([f'#include "{peer.include}"'] if peer else []), "",
         *data, "", *buffers, "",
-        f"const char *const device_half_layer_names[MODEL_LAYERS] = {{{', '.join(chr(34) + n + chr(34) for n in names)}}};",
+        layer_names(names),
         "uint32_t device_half_layer_ticks[MODEL_LAYERS];",
-        "static uint8_t *code;       /* the caller's code buffer */",
-        "static uint32_t code_bits;  /* bits of it written */",
-        "static uint32_t rows_in;    /* rows of the image received */",
-        *(["static float energy, energy_scale;"] if energy is not None else []), "",
+        "SEMHIL_STATIC uint8_t *code;       /* the caller's code buffer */",
+        "SEMHIL_STATIC uint32_t code_bits;  /* bits of it written */",
+        "SEMHIL_STATIC uint32_t rows_in;    /* rows of the image received */",
+        *(["SEMHIL_STATIC float energy, energy_scale;"] if energy is not None else []), "",
         "#define TIMED(layer, call) RP_TIMED(device_half_layer_ticks, layer, call)", "",
         *(f"K_GDN_FIXED(l{i + 1}_gdn, {layer['shape'][2]}, {layer['in_dec']})" for i, layer in p.tail if layer["op"] == "gdn"), "",
         *([] if energy is None else ["/* The layers after energy normalisation, on row y of the map, computed again from its int8 values. */",
@@ -303,7 +313,7 @@ def generate(graph: dict, bundle_hash: str, peer: ConvPeer | None = None) -> dic
         "/* Output row y of the pipeline (or of the input), through the per-pixel layers. */",
         "static void tail_row(const int8_t *row, uint32_t y)", "{", "    (void)row, (void)y;", *first_pass, "}", "",
         *pipeline, "",
-        "int device_half_init(void)", "{", *(peer.init(p.stages) if peer else ["    return 0;"]), "}", "",
+        "int device_half_init(void)", "{", *init, *(peer.init(p.stages) if peer else ["    return 0;"]), "}", "",
         "uint32_t device_half_arena_bytes(void)", "{", "    return MODEL_ARENA_BYTES;", "}", "",
         "void device_half_begin(uint8_t *code_buffer)", "{",
         "    code = code_buffer;", "    code_bits = 0;", "    rows_in = 0;",
@@ -319,7 +329,7 @@ def generate(graph: dict, bundle_hash: str, peer: ConvPeer | None = None) -> dic
 
 
 def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, n_layers: int) -> str:
-    """model.h, the interface the firmware core (device/core/ee_main.c) calls, the same for every backend."""
+    """model.h, the interface the protocol loop (device/core/ee_serve.c) calls, the same for every backend."""
     h, w, c = graph["input"]["shape"]
     return f"""/* Generated by semhil from bundle {bundle_hash}; do not edit. */
 #ifndef SEMHIL_MODEL_H
@@ -334,7 +344,7 @@ def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, 
 #define MODEL_BACKEND "{backend}"
 #define MODEL_INPUT_SHAPE "{h},{w},{c}"
 #define MODEL_LAYERS {n_layers}
-extern const char *const device_half_layer_names[MODEL_LAYERS];
+extern const char device_half_layer_names[]; /* MODEL_LAYERS names, each ended by a NUL */
 extern uint32_t device_half_layer_ticks[MODEL_LAYERS]; /* timer ticks of each layer over the last image */
 int device_half_init(void);              /* 0 when the model is ready to run, else a positive error code */
 uint32_t device_half_arena_bytes(void);  /* activation memory the model uses */
