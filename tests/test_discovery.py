@@ -6,7 +6,7 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from semhil import cli_boards  # noqa: F401 - registers boards and flash
 from semhil.boards import load_board
-from semhil.cli import cli
+from semhil.cli import cli, console
 from semhil.discovery import (HardwareMapEntry, Probe, ProbeChoice, choose_probe, detect_probes, entry_for_board,
                               hardware_map_entries, how_to_reach, port_for_serial, read_hardware_map, write_hardware_map)
 from semhil.errors import SemhilError
@@ -103,12 +103,14 @@ def test_missing_probe_lists_what_is_attached(monkeypatch):
         port_for_serial("DEADBEEF", wait_s=0.3)
 
 
-def test_boards_lists_every_board_file():
+def test_boards_lists_every_board_file(monkeypatch):
+    monkeypatch.setattr(console, "width", 200)  # every column whole
     done = CliRunner().invoke(cli, ["boards"])
     assert done.exit_code == 0, done.output
     lines = {line.split()[0]: line.split() for line in done.output.splitlines() if line.strip()}
     assert lines["nucleo-f446re"] == ["nucleo-f446re", "stm32f4", "cortex-m4", "180", "512", "128", "probe", "cycles"]
     assert lines["native"] == ["native", "native", "native", "-", "-", "-", "native", "ns"]
+    assert lines["micropython-unix"] == ["micropython-unix", "micropython", "native", "-", "-", "-", "micropython", "us"]
     assert {"qemu-stm32f405", "qemu-cortex-m7", "stm32h750b-dk", "stm32f746g-disco", "nucleo-h743zi"} <= set(lines)
 
 

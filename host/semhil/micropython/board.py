@@ -37,7 +37,7 @@ class UnixMicroPython(BoardProcess):
     """MicroPython's unix port running the program, its stdin/stdout the master side of a pseudo-terminal
     whose other side (`port`) the host opens like a serial port."""
 
-    def __init__(self, board: Board, module: Path):  # noqa: super().__init__ would look for a QEMU or native command
+    def __init__(self, board: Board, module: Path):  # not BoardProcess.__init__: there is no QEMU or native command
         self.board, self.module = board, Path(module)
         self.process: subprocess.Popen | None = None
         self.port: str | None = None
