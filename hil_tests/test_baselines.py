@@ -137,7 +137,7 @@ def test_nnom_refuses_the_raw_image_and_generates_the_rest(baseline_bundles):
 
 @pytest.mark.parametrize("name", BASELINES)
 def test_baseline_device_half_on_the_board_equals_its_simulator(name, baseline_bundles, mnist, board_config, backend, tmp_path):
-    skip_unless_available(backend)
+    skip_unless_available(backend, board_config)
     if backend == "nnom" and name == "raw-image":
         pytest.skip("the raw image has no layer for NNoM (test_nnom_refuses_the_raw_image_and_generates_the_rest)")
     bundle = baseline_bundles[name]
