@@ -21,19 +21,12 @@ from rich.table import Table
 from codec_train.bundle import load_bundle
 from codec_train.train import PRESETS, cached_bundle
 from semhil.boards import load_board
-from semhil.build import Firmware, MemoryReport
-from semhil.micropython.natmod import STACK_BYTES, build_module
+from semhil.micropython.natmod import module_firmware
 from semhil.paths import RUNS_DIR
 from semhil.session import RunOptions, run_on_board
 from semhil.store import new_run_dir, write_atomically
 
 TARGET = 1.15  # module instructions per image / C firmware's, same core
-
-
-def module_firmware(bundle, board, opt_flags: list[str]) -> Firmware:
-    module = build_module(bundle, board, opt_flags)
-    stack = board.stack_bytes or STACK_BYTES
-    return Firmware(module.path, board, bundle.hash, MemoryReport(module.module_bytes, module.ram_bytes - stack, stack))
 
 
 def measure(bundle, board_name: str, images: int, opt_flags: list[str] | None = None) -> dict:

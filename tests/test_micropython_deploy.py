@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,13 @@ from semhil.errors import SemhilError
 from semhil.micropython.deploy import (HEAP_MARGIN, MODULE_NAME, PROGRAM_NAME, RAMFS, BoardFacts, ModuleFile,
                                        check_module, deploy, deploy_commands, heap_needed, parse_facts, probe_code,
                                        read_module, release, run_mpremote)
+from semhil.boards import load_board
 from semhil.micropython.home import mpremote_command
 from semhil.protocol import MsgType, encode_frame
+from semhil.runners import BoardProcess
 
 needs_micropython = pytest.mark.skipif(not os.environ.get("MICROPY_HOME"),
                                        reason="needs MICROPY_HOME (a MicroPython checkout: make micropython)")
-needs_qemu = pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
-                                reason="needs qemu-system-arm (apt-get install qemu-system-arm)")
 
 # A throwaway program in place of device/micropython/semhil_dut.py: it uses the module and returns.
 PROGRAM = """
@@ -85,24 +84,10 @@ def qemu_firmware(micropython_home):
 
 
 @pytest.fixture
-def qemu_board(qemu_firmware, tmp_path):
-    """A fresh QEMU MPS2_AN500 running MicroPython: the path of its serial port (a pty)."""
-    if shutil.which("qemu-system-arm") is None:
-        pytest.skip("needs qemu-system-arm (apt-get install qemu-system-arm)")
-    log = tmp_path / "qemu.log"
-    with log.open("w") as out:
-        qemu = subprocess.Popen(["qemu-system-arm", "-M", "mps2-an500", "-display", "none", "-monitor", "none",
-                                 "-semihosting", "-serial", "pty", "-icount", "shift=0", "-kernel", str(qemu_firmware)],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not (found := re.search(r"char device redirected to (/dev/pts/\d+)", log.read_text())):
-            assert qemu.poll() is None and time.monotonic() < deadline, f"QEMU did not start: {log.read_text()}"
-            time.sleep(0.05)
-        yield found.group(1)
-    finally:
-        qemu.terminate()
-        qemu.wait(timeout=10)
+def qemu_board(qemu_firmware):
+    """A fresh QEMU MPS2_AN500 running MicroPython (started as semhil starts micropython-qemu-m7): its serial port."""
+    with BoardProcess(load_board("micropython-qemu-m7"), qemu_firmware) as qemu:
+        yield qemu.port
 
 
 def write_program(folder: Path, text: str) -> Path:
@@ -135,7 +120,6 @@ def with_header(source: Path, folder: Path, **bytes_at: int) -> Path:
 
 
 @needs_micropython
-@needs_qemu
 def test_probe_reads_the_qemu_boards_facts(qemu_board):
     facts = probe(qemu_board)
     assert (facts.mpy_version, facts.mpy_sub_version, facts.arch) == (6, 3, "armv7emdp")
@@ -179,7 +163,6 @@ def test_read_module_decodes_version_and_arch(natmods, tmp_path):
 
 
 @needs_micropython
-@needs_qemu
 def test_a_module_of_another_mpy_version_is_refused_in_one_line(qemu_board, natmods, tmp_path):
     program = write_program(tmp_path, PROGRAM)
     newer = with_header(natmods["armv7emdp"], tmp_path, b1=7)
@@ -207,7 +190,6 @@ def test_the_mpy_version_names_the_release_to_install():
 
 
 @needs_micropython
-@needs_qemu
 def test_a_module_for_another_arch_is_refused_naming_both(qemu_board, natmods, tmp_path):
     with pytest.raises(SemhilError) as e:
         deploy(qemu_board, natmods["x64"], write_program(tmp_path, PROGRAM), "qemu-mp", "us")
@@ -249,7 +231,6 @@ def test_a_module_too_big_for_the_free_heap_is_refused():
 
 
 @needs_micropython
-@needs_qemu
 @pytest.mark.parametrize("arch", ["armv7emdp", "armv7emsp"])
 def test_the_module_loads_through_the_ram_fs_and_the_program_starts(qemu_board, natmods, tmp_path, arch):
     commands = deploy(qemu_board, natmods[arch], write_program(tmp_path, PROGRAM), "qemu-mp", "cpu")
@@ -260,7 +241,6 @@ def test_the_module_loads_through_the_ram_fs_and_the_program_starts(qemu_board, 
 
 
 @needs_micropython
-@needs_qemu
 def test_the_ram_fs_serves_mpremotes_file_commands(qemu_board, natmods, tmp_path):
     back = tmp_path / "back.mpy"
     done = subprocess.run([*mpremote_command(), "connect", qemu_board, "run", str(RAMFS), "mkdir", ":/ram/d", "+",
@@ -279,7 +259,6 @@ def test_the_ram_fs_serves_mpremotes_file_commands(qemu_board, natmods, tmp_path
 
 
 @needs_micropython
-@needs_qemu
 def test_a_busy_board_fails_with_a_hint_and_release_frees_it(qemu_board, natmods, tmp_path):
     serving = SERVING_PROGRAM.format(release=encode_frame(MsgType.RELEASE, 0)[:-1],
                                      released=encode_frame(MsgType.RELEASED, 0))

@@ -368,15 +368,12 @@ def build_firmware(bundle, board: Board, backend: str = "standalone") -> Firmwar
 
 
 def _build_module(bundle, board: Board, backend: str) -> Firmware:
-    """A MicroPython board's "firmware": the bundle's native module (semhil.micropython.natmod). Its code,
-    data and bss all land in the board's heap: flash is the .mpy file, static RAM what it loads into."""
-    from .micropython.natmod import STACK_BYTES, build_module
+    """A MicroPython board's "firmware": the bundle's native module (semhil.micropython.natmod)."""
+    from .micropython.natmod import module_firmware
     if backend != "standalone":
         raise SemhilError(f"board {board.name} runs the device half as a MicroPython module, built from the standalone "
                           f"backend only, not {backend}: use --backend standalone")
-    module = build_module(bundle, board)
-    stack = board.stack_bytes or STACK_BYTES
-    return Firmware(module.path, board, bundle.hash, MemoryReport(module.module_bytes, module.ram_bytes - stack, stack))
+    return module_firmware(bundle, board)
 
 
 def _build(bundle, board: Board, backend: str, cc: str, root: Path) -> Firmware:

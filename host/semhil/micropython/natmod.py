@@ -102,3 +102,12 @@ def build_module(bundle, board: Board, opt_flags: list[str] = OPT_FLAGS) -> Nati
             raise SemhilError(f"building the {arch} MicroPython module of {bundle.path} failed: {tail}; see {log}")
         objects = sorted((out_dir / f"build-{arch}").rglob("*.o"))
         return NativeModule(module, arch, bundle.hash, module.stat().st_size, _ram_bytes(objects))
+
+
+def module_firmware(bundle, board: Board, opt_flags: list[str] = OPT_FLAGS):
+    """The module as a MicroPython board's build.Firmware. Its code, data and bss all land in the board's
+    heap: flash is the .mpy file, static RAM what it loads into (its own stack apart)."""
+    from ..build import Firmware, MemoryReport
+    module = build_module(bundle, board, opt_flags)
+    stack = board.stack_bytes or STACK_BYTES
+    return Firmware(module.path, board, bundle.hash, MemoryReport(module.module_bytes, module.ram_bytes - stack, stack))
