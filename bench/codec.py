@@ -20,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from codec_train.train import PRESETS, train_bundle
-from semhil.channel import IidChannel
+from radio.channel import IidChannel
 from semhil.scoring import evaluate_bundle
 
 BERS = (0.0, 0.001, 0.01, 0.05)

@@ -137,7 +137,7 @@ def edge_child(bundle_path: str, dataset_dir: str, runs: int) -> None:
     from codec_train.data import load_dataset
     from codec_train.edge import predict_from_payloads, transmit
     from codec_train.simulate import run_graph
-    from semhil.channel import IidChannel
+    from radio.channel import IidChannel
     bundle = load_bundle(bundle_path)
     task, codec = bundle.load_models()
     images = load_dataset(f"mnist:{dataset_dir}").x_test

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,3 +83,38 @@ def load_bundle(path: str | Path) -> Bundle:
         raise SemhilError(f"bundle {path}: bundle.json is corrupted (hash mismatch): delete {path} and train again")
     read = lambda name: json.loads((path / name).read_text())  # noqa: E731
     return Bundle(path, digest, read("config.json"), read("device_graph.json"), read("metrics.json"))
+
+
+def protected_bundle(bundle: Bundle, fec) -> Bundle:
+    """The bundle whose device also protects its code with `fec` (radio.fec.Fec): the same codec, its device
+    graph with an "fec" stage after the packer, a hash of its own. Written once beside the bundle, as
+    <bundle>-<fec tag>, and reused; a folder renamed into place, so an interrupted call leaves nothing half-made."""
+    if "unsupported" in bundle.graph:
+        raise SemhilError(f"bundle {bundle.path} has no device graph to protect: {bundle.graph['unsupported']}")
+    if "fec" in bundle.graph:
+        raise SemhilError(f"bundle {bundle.path} is already protected ({fec_tag(bundle.graph['fec'])}): protect the bundle it came from")
+    if fec.rs_parity == 0 and fec.interleave_depth == 1:
+        raise SemhilError("no FEC to protect the code with: give RS parity bytes, an interleaver depth or both (e.g. rs:16,interleave=8)")
+    stage = {"rs_parity": fec.rs_parity, "interleave_depth": fec.interleave_depth,
+             "sent_bytes": fec.encoded_bytes(bundle.graph["code_bytes"])}
+    path = bundle.path.with_name(f"{bundle.path.name}-{fec_tag(stage)}")
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        tmp.mkdir(parents=True)
+        for name in CONTENT_FILES:
+            if name != "device_graph.json":
+                shutil.copyfile(bundle.path / name, tmp / name)
+        (tmp / "device_graph.json").write_text(json.dumps({**bundle.graph, "fec": stage}, indent=2))
+        seal(tmp)
+        try:
+            tmp.rename(path)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp)
+    return load_bundle(path)
+
+
+def fec_tag(stage: dict) -> str:
+    """rs16-il8 for RS with 16 parity bytes and an 8-deep bit interleaver."""
+    parts = [f"rs{stage['rs_parity']}"] if stage["rs_parity"] else []
+    parts += [f"il{stage['interleave_depth']}"] if stage["interleave_depth"] > 1 else []
+    return "-".join(parts) or "nofec"

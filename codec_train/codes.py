@@ -34,6 +34,13 @@ def unpack_symbols(payload: np.ndarray, bits: int, shape: tuple[int, ...]) -> np
     return (stream * weights).sum(-1).astype(np.uint8).reshape(len(payload), *shape)
 
 
+def symbols_touched(byte_mask: np.ndarray, bits: int, shape: tuple[int, ...]) -> np.ndarray:
+    """(N, code_bytes) bool marking bytes -> (N, *shape) bool: the symbols with a bit in a marked byte."""
+    n_symbols = int(np.prod(shape))
+    stream = np.repeat(byte_mask, 8, axis=1)[:, :n_symbols * bits]
+    return stream.reshape(len(byte_mask), n_symbols, bits).any(axis=2).reshape(len(byte_mask), *shape)
+
+
 def huffman_lengths(counts: np.ndarray) -> np.ndarray:
     """Code length of each symbol in a Huffman code for these counts (symbols never seen get the longest)."""
     counts = np.maximum(counts, 1)

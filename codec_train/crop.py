@@ -42,3 +42,13 @@ def reflect_restore(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
         x = F.pad(x, step, mode="reflect")
         need = [n - s for n, s in zip(need, step, strict=True)]
     return x
+
+
+def restore_nhwc(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, h, w, C) centred crop, of any dtype -> (N, height, width, C) by reflect_restore; x itself when
+    nothing was cropped. Integer values come back exactly (float32 holds every 8-bit value; reflection only copies)."""
+    if tuple(x.shape[1:3]) == (height, width):
+        return x
+    y = x.permute(0, 3, 1, 2)
+    y = reflect_restore(y if y.is_floating_point() else y.float(), height, width)
+    return y.to(x.dtype).permute(0, 2, 3, 1)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .crop import centre_crop, reflect_restore
+from .crop import centre_crop, crop_box, reflect_restore
 from .data import to_float
 from .layers import GDN, BerAttention, SoftQuantizer
 from .qformat import FakeQuant, int8_conv
@@ -18,9 +18,18 @@ ENERGY_EPS = 1e-6
 
 @dataclass(frozen=True)
 class WireShape:
-    """What goes on the wire: (H, W, C) symbols of `bits` bits each."""
-    sent_shape: tuple[int, int, int]
+    """What goes on the wire: symbols of `bits` bits each from a (H, W, C) symbol map `full_shape`, all of
+    it or, with crop_ratio < 1, its centred crop (crop.crop_box), as SemanticNN's partial offloading."""
+    full_shape: tuple[int, int, int]
     bits: int
+    crop_ratio: float = 1.0  # share of the symbol map's area that is sent
+
+    @property
+    def sent_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the symbols on the wire, after the crop."""
+        h, w, c = self.full_shape
+        _, _, ch, cw = crop_box(h, w, self.crop_ratio)
+        return ch, cw, c
 
     @property
     def bytes_per_image(self) -> int:
@@ -43,9 +52,13 @@ class CodecShape:
         return self.feature_size[0] // 4, self.feature_size[1] // 4
 
     @property
+    def full_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the whole code map, before the crop."""
+        return *self.code_size, self.code_channels
+
+    @property
     def sent_shape(self) -> tuple[int, int, int]:
         """(H, W, C) of the symbols on the wire, after the crop."""
-        from .crop import crop_box
         _, _, h, w = crop_box(*self.code_size, self.crop_ratio)
         return h, w, self.code_channels
 
@@ -55,12 +68,16 @@ class CodecShape:
 
 
 class Codec(nn.Module):
-    """What the harness needs of a codec. `shape` has `bits`, `sent_shape` (H, W, C of the symbols on
-    the wire) and `bytes_per_image`. The task CNN is passed in: a codec may use its stem, its tail or
-    neither."""
+    """What the harness needs of a codec. `shape` has `bits`, `full_shape` (H, W, C of the whole symbol map),
+    `crop_ratio`, `sent_shape` (H, W, C of the symbols on the wire: the map's centred crop) and
+    `bytes_per_image`. The task CNN is passed in: a codec may use its stem, its tail or neither."""
 
     shape: WireShape | CodecShape
-    sends_pixels = False  # True: the device sends the raw uint8 pixels, with no layer before the packer
+    sends_pixels = False  # True: the device sends the raw uint8 pixels, with no layer before the packer but a crop
+    # What the edge puts in place of symbols a lost packet took (erasures.fill_missing): "reflect" (the
+    # received neighbours, mirrored, as the crop is restored) or "zeros" (zero_symbol: the symbol whose value is nearest 0).
+    missing_fill = "zeros"
+    zero_symbol = 0
     side_bytes = 0        # bytes the device reports besides the code, kept on the device (no radio): a local prediction
 
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
@@ -79,6 +96,11 @@ class Codec(nn.Module):
     def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:
         """The device half as int8 device-graph layers (export.py), up to the symbols the packer sends."""
         raise NotImplementedError
+
+
+def nearest_zero(centres: torch.Tensor) -> int:
+    """Index of the quantizer centre nearest 0 (the first on a tie)."""
+    return int(torch.argmin(centres.detach().abs()))
 
 
 class SemanticEncoder(nn.Module):
@@ -138,11 +160,18 @@ class SemanticDecoder(nn.Module):
 
 
 class SemanticCodec(Codec):
+    missing_fill = "reflect"
+
     def __init__(self, shape: CodecShape):
         super().__init__()
         self.shape = shape
         self.encoder = SemanticEncoder(shape)
         self.decoder = SemanticDecoder(shape)
+
+    @property
+    def zero_symbol(self) -> int:
+        """The symbol of the centre nearest 0."""
+        return nearest_zero(self.encoder.quantizer.centres)
 
     def encode(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (values, symbols, soft assignment) of what is sent: (N, h, w, C) after the crop."""

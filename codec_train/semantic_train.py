@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import Progress
 
-from semhil.channel import parse_channel
+from radio.channel import parse_channel
 from semhil.errors import SemhilError
 
 from .checkpoint import Checkpoint

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from radio.fec import Fec
 from semhil.errors import SemhilError
 
 from .codes import pack_symbols
@@ -141,4 +142,25 @@ def run_graph_chunk(graph: dict, images: np.ndarray) -> tuple[np.ndarray, np.nda
     *body, pack = graph["layers"]
     pixels = images if graph["input"].get("raw_pixels") else (images >> 1).astype(np.int8)
     symbols, side = run_layers(body, pixels)
-    return symbols.astype(np.uint8), np.concatenate([pack_symbols(symbols, pack["bits"]), side], axis=1)
+    return symbols.astype(np.uint8), protect(graph, np.concatenate([pack_symbols(symbols, pack["bits"]), side], axis=1))
+
+
+def graph_fec(graph: dict) -> Fec | None:
+    """The FEC a protected bundle's device applies to its packed code (radio.fec), or None."""
+    fec = graph.get("fec")
+    return None if fec is None else Fec(fec["rs_parity"], fec["interleave_depth"])
+
+
+def sent_code_bytes(graph: dict) -> int:
+    """Bytes of code the device sends per image: the packed code, or its FEC codeword in a protected bundle."""
+    return graph["fec"]["sent_bytes"] if "fec" in graph else graph["code_bytes"]
+
+
+def protect(graph: dict, payloads: np.ndarray) -> np.ndarray:
+    """(N, code_bytes + side_bytes) packed codes and side bytes -> what the device sends: the code through
+    the graph's FEC, if it has one, then the side bytes."""
+    fec = graph_fec(graph)
+    if fec is None:
+        return payloads
+    code_bytes = graph["code_bytes"]
+    return np.concatenate([fec.encode(payloads[:, :code_bytes]), payloads[:, code_bytes:]], axis=1)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from rich.progress import Progress
 
 from . import bundle as bundle_io
-from semhil.channel import DEFAULT_BERS, IidChannel
+from radio.channel import DEFAULT_BERS, IidChannel
 from semhil.errors import SemhilError
 
 from .data import Dataset, load_dataset, to_float
@@ -45,7 +45,7 @@ class TrainConfig:
     task_epochs: int = 8
     stage1_epochs: int = 4            # 0: the ablation without stage 1
     stage2_epochs: int = 16
-    channel: str = "dynamic:0,0.05"   # training channel (semhil.channel.parse_channel); "iid:0.0001": fixed-BER ablation
+    channel: str = "dynamic:0,0.05"   # training channel (radio.channel.parse_channel); "iid:0.0001": fixed-BER ablation
     alpha_div: float = 0.05           # L_div weight
     beta_cls: float = 1.0             # cross-entropy weight
     gamma_xai: float = 0.1            # L_XAI weight (eq. 3); 0: the ablation without XAI

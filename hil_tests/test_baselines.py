@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from rich.progress import Progress
 
-from codec_train.compare import compare_configs, matched_crop_ratio
 from codec_train.codes import entropy_coded_bytes, huffman_lengths
+from codec_train.compare import compare_configs, largest_crop_ratio
 from codec_train.crop import crop_box
 from codec_train.data import load_dataset
 from codec_train.simulate import run_graph
@@ -93,7 +93,7 @@ def test_int8_device_half_agrees_with_the_float_one(name, baseline_bundles, mnis
 def test_agilenn_local_logits_stay_off_the_channel(baseline_bundles, mnist):
     """Only the code crosses the bit channel: at BER 0.5 the local logits still arrive intact."""
     from codec_train.edge import transmit
-    from semhil.channel import IidChannel
+    from radio.channel import IidChannel
     _, codec = baseline_bundles["agilenn"].load_models()
     _, payloads = run_graph(baseline_bundles["agilenn"].graph, mnist.x_test[:200])
     received, _ = transmit(codec, payloads, IidChannel(0.5), seed=0)
@@ -112,7 +112,7 @@ def test_matched_semanticnn_sends_the_most_that_fits_agilenns_budget():
     bigger = dataclasses.replace(base, crop_ratio=min(1.0, ((side + 1.5) / 7) ** 2))
     assert build_models(bigger, MNIST, 10)[1].shape.bytes_per_image > budget  # one row and column more would not fit
     with pytest.raises(SemhilError, match="fits in 2 bytes"):
-        matched_crop_ratio(base, MNIST, 10, 2)
+        largest_crop_ratio(base, MNIST, 10, 2)
 
 
 def test_unknown_codec_names_the_choices():

@@ -411,8 +411,8 @@ def test_layer_times_cover_the_inference(dut, bundle, backend, board_config):
 
 
 def test_decoder_told_the_ber_from_pilots_on_a_dynamic_channel(bundle, board, backend, tmp_path):
-    from semhil.channel import DynamicBerChannel
-    from semhil.pilots import Pilots
+    from radio.channel import DynamicBerChannel
+    from radio.pilots import Pilots
     options = RunOptions(n_images=100, backend=backend, channels=(DynamicBerChannel(0.0001, 0.05),), pilots=Pilots(64))
     result = run_on_board(bundle, board.config, options, firmware=board.firmware, process=board.process, out_dir=tmp_path)
     row = result["results"][0]

@@ -19,7 +19,7 @@ uint32_t th_timer_hz(void)
 
 int main(void)
 {
-    static uint8_t image[MODEL_INPUT_BYTES], code[MODEL_CODE_BYTES];
+    static uint8_t image[MODEL_INPUT_BYTES], code[MODEL_PACKED_BYTES];
     if (device_half_init() != 0)
         return 2;
     while (fread(image, 1, sizeof image, stdin) == sizeof image) {

@@ -5,9 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from semhil.channel import (DynamicBerChannel, GilbertElliottChannel, IidChannel, TraceChannel, apply_channel,
+from radio.channel import (DynamicBerChannel, GilbertElliottChannel, IidChannel, TraceChannel, apply_channel,
                             bpsk_ber, flip_bits_iid, parse_channel)
-from semhil.errors import SemhilError
+from radio.errors import RadioError
 
 
 def run_lengths(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -227,12 +227,12 @@ def test_trace_restarts_each_sample_call():
 def test_trace_from_file_refuses_bad_files(tmp_path, text, problem):
     path = tmp_path / "bers.txt"
     path.write_text(text)
-    with pytest.raises(SemhilError, match=problem):
+    with pytest.raises(RadioError, match=problem):
         TraceChannel.from_file(path)
 
 
 def test_trace_from_file_refuses_a_missing_file(tmp_path):
-    with pytest.raises(SemhilError, match="cannot read BER trace"):
+    with pytest.raises(RadioError, match="cannot read BER trace"):
         TraceChannel.from_file(tmp_path / "missing.txt")
 
 
@@ -278,7 +278,7 @@ def test_parse_channel_valid_specs(tmp_path):
     ("trace:", "no parameters given"),
 ])
 def test_parse_channel_malformed_specs(spec, problem):
-    with pytest.raises(SemhilError, match=problem) as raised:
+    with pytest.raises(RadioError, match=problem) as raised:
         parse_channel(spec)
     message = str(raised.value)
     assert "\n" not in message
@@ -286,11 +286,11 @@ def test_parse_channel_malformed_specs(spec, problem):
 
 
 def test_parse_channel_bad_trace_file(tmp_path):
-    with pytest.raises(SemhilError, match="cannot read BER trace"):
+    with pytest.raises(RadioError, match="cannot read BER trace"):
         parse_channel(f"trace:{tmp_path / 'missing.txt'}")
     (tmp_path / "empty.txt").write_text("# nothing\n")
-    with pytest.raises(SemhilError, match="no BERs"):
+    with pytest.raises(RadioError, match="no BERs"):
         parse_channel(f"trace:{tmp_path / 'empty.txt'}")
     (tmp_path / "words.txt").write_text("0.01\nhigh\n")
-    with pytest.raises(SemhilError, match="line 2"):
+    with pytest.raises(RadioError, match="line 2"):
         parse_channel(f"trace:{tmp_path / 'words.txt'}")

@@ -14,11 +14,11 @@ from codec_train.data import load_dataset
 from codec_train.edge import predict_from_payloads, predict_through_channel
 from codec_train.simulate import run_graph
 from codec_train.train import PRESETS, train_bundle
+from radio.channel import DynamicBerChannel, GilbertElliottChannel, IidChannel, apply_channel
+from radio.errors import RadioError
+from radio.pilots import Pilots, estimate_ber, parse_pilots, pilot_mask, send_with_pilots
 from semhil import cli_codec  # noqa: F401 - registers eval
-from semhil.channel import DynamicBerChannel, GilbertElliottChannel, IidChannel, apply_channel
 from semhil.cli import cli
-from semhil.errors import SemhilError
-from semhil.pilots import Pilots, estimate_ber, parse_pilots, pilot_mask, send_with_pilots
 from semhil.scoring import score
 
 
@@ -149,7 +149,7 @@ def test_parse_pilots():
     ("64,window=2,window=3", "more than one option"),
 ])
 def test_parse_pilots_errors(spec, message):
-    with pytest.raises(SemhilError, match=message) as info:
+    with pytest.raises(RadioError, match=message) as info:
         parse_pilots(spec)
     assert "expected <pilot bits per frame>[,window=<frames>]" in str(info.value)
 
@@ -207,4 +207,4 @@ def test_eval_command_takes_pilots(trained, tmp_path):
     (row,) = json.loads(out.read_text())["results"]
     assert row["ber_source"] == "pilots" and row["pilot_bits"] == 32 and row["pilot_window"] == 4
     done = CliRunner().invoke(cli, ["eval", str(bundle.path), "--pilots", "0"])
-    assert isinstance(done.exception, SemhilError) and "pilots '0'" in str(done.exception)
+    assert isinstance(done.exception, RadioError) and "pilots '0'" in str(done.exception)

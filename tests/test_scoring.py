@@ -17,8 +17,8 @@ from codec_train.edge import predict_from_payloads, transmit
 from codec_train.layers import GDN
 from codec_train.simulate import run_graph
 from codec_train.train import PRESETS, build_models
-from semhil.channel import DynamicBerChannel, GilbertElliottChannel, IidChannel, apply_channel
-from semhil.pilots import Pilots, send_with_pilots
+from radio.channel import DynamicBerChannel, GilbertElliottChannel, IidChannel, apply_channel
+from radio.pilots import Pilots, send_with_pilots
 from semhil.scoring import evaluate_bundle, score
 
 CHANNELS = [IidChannel(0.0), IidChannel(0.01), IidChannel(0.1), DynamicBerChannel(0.0, 0.05),

@@ -24,7 +24,7 @@ from ..data import to_float
 from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
 from ..layers import SoftQuantizer, upsampling_decoder
 from ..losses import distillation
-from ..models import Codec, WireShape
+from ..models import Codec, WireShape, nearest_zero
 from ..phases import two_step_training
 from ..qformat import FakeQuant, int8_conv
 from ..semantic_train import codec_shape
@@ -77,6 +77,10 @@ class AECNN(Codec):
         self.kept.copy_(torch.sort(torch.topk(attention, len(self.kept)).indices).values)
         low, high = torch.quantile(x[..., self.kept].flatten()[:200_000], torch.tensor([0.001, 0.999]))
         self.quantizer.centres.copy_(torch.linspace(float(low), float(high), 2 ** BITS))
+
+    @property
+    def zero_symbol(self) -> int:
+        return nearest_zero(self.quantizer.centres)
 
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
         return self.quantizer(self.encode(task.stem(to_float(images)))[..., self.kept])[1]

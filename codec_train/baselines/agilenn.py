@@ -24,7 +24,7 @@ from ..data import to_float
 from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
 from ..layers import SoftQuantizer, upsampling_decoder
 from ..losses import attributions, distillation
-from ..models import Codec, WireShape
+from ..models import Codec, WireShape, nearest_zero
 from ..phases import two_step_training
 from ..qformat import FakeQuant, int8_conv
 from ..semantic_train import codec_shape
@@ -68,6 +68,10 @@ class AgileNN(Codec):
         remote = extracted[..., self.n_local:]
         restored = self.remote_feature(self.quantizer(remote)[0] if quantized else remote)
         return self.local_logits(extracted) + task.tail(restored), restored
+
+    @property
+    def zero_symbol(self) -> int:
+        return nearest_zero(self.quantizer.centres)
 
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
         return self.quantizer(self.extract(task.stem(to_float(images)))[..., self.n_local:])[1]

@@ -5,6 +5,8 @@ self-attention block (at half the feature's size, where it is 16 times cheaper),
 Assumptions where the paper's setting differs from ours: the encoder is a k4 s4 conv to half the
 stem's channels with 3-bit symbols (the budget of SemanticNN without crop), and training sees a clean
 channel, as DeepCOD was designed for: it knows nothing of bit errors, and its decoder is not told the BER.
+With a crop ratio below 1 only the centred crop of the code map is sent (crop.py, as SemanticNN's partial
+offloading), in training too, and the decoder restores the full map by reflection padding.
 """
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import to_float
-from ..export import conv_layer_after, export_stem, fixed_dec, float_tail
+from ..crop import centre_crop, reflect_restore
+from ..export import conv_layer_after, crop_layer, export_stem, fixed_dec, float_tail
 from ..layers import SoftQuantizer, upsampling_decoder
 from ..losses import distillation
-from ..models import Codec, CodecShape
+from ..models import Codec, CodecShape, nearest_zero
 from ..phases import two_step_training
 from ..qformat import FakeQuant, int8_conv
 from ..semantic_train import codec_shape
@@ -44,6 +47,8 @@ class SelfAttention(nn.Module):
 
 
 class DeepCOD(Codec):
+    missing_fill = "reflect"
+
     def __init__(self, shape: CodecShape):
         super().__init__()
         self.shape = shape
@@ -57,8 +62,18 @@ class DeepCOD(Codec):
         """The encoder conv's output (NHWC), in the int8 formats once training fixed them."""
         return int8_conv(self.input_quant, self.conv, self.conv_quant, feature).permute(0, 2, 3, 1)
 
+    @property
+    def zero_symbol(self) -> int:
+        """The symbol of the centre nearest 0."""
+        return nearest_zero(self.quantizer.centres)
+
+    def crop(self, code: torch.Tensor) -> torch.Tensor:
+        """The whole code map (N, H, W, C) -> what is sent."""
+        return centre_crop(code, self.shape.crop_ratio) if self.shape.crop_ratio < 1 else code
+
     def decode_values(self, values: torch.Tensor) -> torch.Tensor:
-        return self.decoder(values.permute(0, 3, 1, 2))
+        """Values (N, h, w, C) as sent -> the restored stem feature; a crop is restored to the full code map first."""
+        return self.decoder(reflect_restore(values.permute(0, 3, 1, 2), *self.shape.code_size))
 
     def place_levels(self, features: torch.Tensor) -> None:
         self.quantizer.init_from(self.analysis(features[:512]))
@@ -69,16 +84,17 @@ class DeepCOD(Codec):
         return ((w @ w.T - torch.eye(len(w), device=w.device)) ** 2).sum()
 
     def float_symbols(self, task, images: np.ndarray) -> torch.Tensor:
-        return self.quantizer(self.analysis(task.stem(to_float(images))))[1]
+        return self.quantizer(self.crop(self.analysis(task.stem(to_float(images)))))[1]
 
     def logits(self, task, symbols: torch.Tensor, ber: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
         return task.tail(self.decode_values(self.quantizer.centres[symbols.long()]))
 
     def device_layers(self, task, calibration_images: np.ndarray) -> list[dict]:
-        """Stem, encoder conv, then the quantizer on the dequantized int8 conv output."""
+        """Stem, encoder conv, then the quantizer on the dequantized int8 conv output, and the crop."""
         layers, feature = export_stem(task, calibration_images, fixed_dec(self.input_quant))
         conv = conv_layer_after(layers, "encoder.conv", self.conv, feature, fixed_dec(self.conv_quant))
-        return [*layers, conv, *float_tail(conv, centres=self.quantizer.centres)]
+        crop = [crop_layer(conv["out_shape"], self.shape.crop_ratio)] if self.shape.crop_ratio < 1 else []
+        return [*layers, conv, *float_tail(conv, centres=self.quantizer.centres), *crop]
 
 
 def build(config, task, image_shape, n_classes: int) -> DeepCOD:
@@ -87,7 +103,7 @@ def build(config, task, image_shape, n_classes: int) -> DeepCOD:
 
 def loss(task, codec: DeepCOD, feature: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, config, quantized: bool) -> torch.Tensor:
     """Float: feature distillation alone (an autoencoder); quantized: with the task's and the logits' losses."""
-    code = codec.analysis(feature)
+    code = codec.crop(codec.analysis(feature))
     restored = codec.decode_values(codec.quantizer(code)[0] if quantized else code)
     loss = FEATURE_WEIGHT * F.mse_loss(restored, feature) + ORTHOGONAL_WEIGHT * codec.orthogonality()
     if quantized:

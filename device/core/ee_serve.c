@@ -7,6 +7,7 @@
  * reply is COBS-encoded as it is sent. Only the code of the image in progress lives elsewhere. */
 #include <stdint.h>
 
+#include "ee_fec.h"
 #include "ee_protocol.h"
 #include "ee_serve.h"
 #include "model.h"
@@ -34,7 +35,11 @@ SEMHIL_STATIC const char *info_extra; /* more INFO lines from the board's port *
 
 /* The image in progress, and the chunk consumed last (answered again if it comes again). */
 SEMHIL_STATIC struct {
-    uint8_t code[MODEL_CODE_BYTES]; /* given to device_half_begin; the finished image's code until the next begins */
+    uint8_t code[MODEL_CODE_BYTES]; /* the finished image's code as sent, until the next image begins */
+#if MODEL_FEC
+    uint8_t packed[MODEL_PACKED_BYTES]; /* given to device_half_begin: the code before FEC, then the side bytes */
+    uint8_t fec_scratch[MODEL_CODE_BYTES];
+#endif
     int in_progress;
     uint16_t image, next_row;
     uint64_t ticks_total; /* device compute of the image so far */
@@ -163,16 +168,34 @@ struct chunk {
     uint64_t ticks;
 };
 
-/* Runs on the painted stack: the chunk's rows through the model, timed. */
+#if MODEL_FEC
+#define MODEL_OUTPUT img.packed
+/* A protected bundle's code goes through its FEC (RS, then the bit interleaver); the side bytes follow as they are. */
+static void protect_code(void)
+{
+    uint32_t n = ee_fec_encode(img.packed, MODEL_FEC_CODE_BYTES, MODEL_FEC_RS_PARITY, MODEL_FEC_INTERLEAVE_DEPTH,
+                               img.fec_scratch, img.code);
+    for (uint32_t i = MODEL_FEC_CODE_BYTES; i < MODEL_PACKED_BYTES; i++)
+        img.code[n++] = img.packed[i];
+}
+#else
+#define MODEL_OUTPUT img.code
+#endif
+
+/* Runs on the painted stack: the chunk's rows through the model (and the FEC), timed. */
 static void run_chunk(void *arg)
 {
     struct chunk *chunk = arg;
     uint64_t start = th_timer_ticks();
     if (chunk->first_row == 0)
-        device_half_begin(img.code);
+        device_half_begin(MODEL_OUTPUT);
     device_half_rows(chunk->pixels, chunk->rows);
-    if (chunk->first_row + chunk->rows == MODEL_INPUT_ROWS)
+    if (chunk->first_row + chunk->rows == MODEL_INPUT_ROWS) {
         device_half_end();
+#if MODEL_FEC
+        protect_code();
+#endif
+    }
     chunk->ticks = th_timer_ticks() - start;
 }
 

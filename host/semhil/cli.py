@@ -8,8 +8,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from radio.channel import DEFAULT_BERS
+from radio.errors import RadioError
+
 from .backends import BACKENDS
-from .channel import DEFAULT_BERS
 from .errors import SemhilError
 from .paths import RUNS_DIR
 
@@ -21,13 +23,14 @@ def progress_bar(disable: bool = False) -> Progress:
                     console=console, disable=disable)
 
 
-def parse_bers(text: str) -> tuple[float, ...]:
+def parse_bers(text: str, option: str = "--ber", highest: float = 0.5) -> tuple[float, ...]:
+    """Comma-separated rates (bit error rates; with highest=1, packet loss rates)."""
     try:
         bers = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise SemhilError(f"--ber {text!r}: give comma-separated numbers, e.g. 0,0.001,0.01,0.05") from None
-    if any(not 0 <= b <= 0.5 for b in bers):
-        raise SemhilError(f"--ber {text!r}: each BER must be within 0..0.5")
+        raise SemhilError(f"{option} {text!r}: give comma-separated numbers, e.g. 0,0.001,0.01,0.05") from None
+    if any(not 0 <= b <= highest for b in bers):
+        raise SemhilError(f"{option} {text!r}: each rate must be within 0..{highest:g}")
     return bers
 
 
@@ -38,8 +41,8 @@ def cli() -> None:
 
 def channels_and_pilots(ber: str, channel_specs: tuple[str, ...] = (), pilots_spec: str | None = None) -> tuple[tuple, object]:
     """The channel models of --ber (i.i.d. at each) and --channel, and the Pilots of --pilots (or None)."""
-    from .channel import IidChannel, parse_channel
-    from .pilots import parse_pilots
+    from radio.channel import IidChannel, parse_channel
+    from radio.pilots import parse_pilots
     channels = tuple(IidChannel(b) for b in parse_bers(ber)) + tuple(parse_channel(spec) for spec in channel_specs)
     return channels, None if pilots_spec is None else parse_pilots(pilots_spec)
 
@@ -285,7 +288,7 @@ def main() -> None:
     from . import cli_compare  # noqa: F401 - registers compare
     try:
         cli(standalone_mode=False)
-    except SemhilError as e:
+    except (SemhilError, RadioError) as e:
         console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except click.exceptions.Abort:

@@ -101,19 +101,23 @@ def train(preset, dataset, image_size, base, codec, task_only, stage, init_path,
 @ber_option
 @click.option("--channel", "channel_specs", multiple=True, help="a channel model instead of --ber (repeatable): ge:BER,BURST, dynamic:LO,HI, trace:FILE, bpsk-snr:DB")
 @pilots_option
+@click.option("--link", "link_spec", metavar="SPEC", help="send the code in a radio's packets: ble|802.15.4|lora|payload=N,rate=R"
+              "[,crc-off][,arq=N][,loss=P] (CRC on by default: a packet with a bad bit is lost)")
 @click.option("--float", "use_float", is_flag=True, help="the float device half instead of the int8 simulator")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
-def evaluate(bundle, dataset, ber, channel_specs, pilots_spec, use_float, seed, json_path) -> None:
+def evaluate(bundle, dataset, ber, channel_specs, pilots_spec, link_spec, use_float, seed, json_path) -> None:
     """Accuracy of BUNDLE under a simulated channel (no board): int8 device half by default."""
     from codec_train.bundle import load_bundle
-    from .scoring import evaluate_bundle
+    from radio.channel import IidChannel, parse_channel
+    from radio.link import parse_link
+    from radio.pilots import parse_pilots
     from .report import accuracy_table
-    from .channel import IidChannel, parse_channel
-    from .pilots import parse_pilots
+    from .scoring import evaluate_bundle
     channels = [parse_channel(spec) for spec in channel_specs] or [IidChannel(b) for b in parse_bers(ber)]
     pilots = None if pilots_spec is None else parse_pilots(pilots_spec)
-    result = evaluate_bundle(load_bundle(bundle), dataset, channels, use_float, seed, pilots)
+    link = None if link_spec is None else parse_link(link_spec)
+    result = evaluate_bundle(load_bundle(bundle), dataset, channels, use_float, seed, pilots, link)
     console.print(accuracy_table(result))
     if json_path:
         json_path.write_text(json.dumps(result, indent=2))
@@ -133,3 +137,17 @@ def inspect(base, image_size, in_channels, crop_ratio, as_json) -> None:
         click.echo(json.dumps(info))
     else:
         console.print_json(json.dumps(info))
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--fec", "fec_spec", required=True, help="rs:PARITY[,interleave=DEPTH] | interleave=DEPTH, e.g. rs:16,interleave=8")
+def protect(bundle, fec_spec) -> None:
+    """A bundle whose device also protects its code: BUNDLE's codec with Reed-Solomon parity and/or a bit
+    interleaver after the packer, as BUNDLE-<fec> (made once, then reused). Run, eval and sweep it as any bundle."""
+    from codec_train.bundle import load_bundle, protected_bundle
+    from radio.fec import parse_fec
+    original = load_bundle(bundle)
+    protected = protected_bundle(original, parse_fec(fec_spec))
+    console.print(f"{protected.path}  ({original.graph['code_bytes']} code bytes -> {protected.graph['fec']['sent_bytes']} "
+                  f"sent, hash {protected.hash})", highlight=False)

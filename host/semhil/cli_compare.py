@@ -8,6 +8,9 @@ from pathlib import Path
 import click
 
 from .cli import backend_option, ber_option, cli, console, map_option, parse_bers, progress_bar
+from .air_budget.pipelines import DEFAULT_PIPELINES
+from .air_budget.scoring import DEFAULT_PACKET_LOSSES
+from .errors import SemhilError
 from .paths import RUNS_DIR
 
 
@@ -25,9 +28,22 @@ from .paths import RUNS_DIR
 @map_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="results folder (default: runs/compare-<dataset>)")
 @click.option("--resume", is_flag=True, help="continue a comparison in --out where it stopped (same arguments)")
-def compare(dataset, image_size, preset, codecs, board, backend, ber, images, map_path, out, resume) -> None:
+@click.option("--air-bytes", help="compare pipelines at these air bytes per image (comma-separated), instead of codecs: "
+              "code + FEC + packet overhead sized to each")
+@click.option("--radio", default="ble", show_default=True, help="with --air-bytes: ble | 802.15.4 | lora | payload=N,rate=R[,sync=..]")
+@click.option("--pipeline", "pipelines", multiple=True, help="with --air-bytes, repeatable: CODEC[+rs:P[,interleave=D]][+arq:N] "
+              f"(default: {' '.join(DEFAULT_PIPELINES)})")
+@click.option("--loss", default=",".join(f"{p:g}" for p in DEFAULT_PACKET_LOSSES), show_default=True,
+              help="with --air-bytes: packet loss rates (comma-separated) scored with the CRC on")
+def compare(dataset, image_size, preset, codecs, board, backend, ber, images, map_path, out, resume, air_bytes, radio, pipelines, loss) -> None:
     """Train SemanticNN and every baseline on DATASET's task CNN, run each device half on the board, and
-    score it through the same bit channel: a table, OUT/compare.json, and a report with the plots."""
+    score it through the same bit channel: a table, OUT/compare.json, and a report with the plots.
+
+    With --air-bytes: SemanticNN against classical digital pipelines (a code, Reed-Solomon, ARQ) each sized
+    to the same air bytes, scored through the radio's packets over BER (CRC off) and packet loss (CRC on)."""
+    if air_bytes:
+        compare_air_bytes(dataset, image_size, preset, board, backend, ber, images, map_path, out, resume, air_bytes, radio, pipelines, loss)
+        return
     from codec_train.compare import COMPARED, compare_configs
     from codec_train.data import load_dataset
     from codec_train.train import PRESETS, cached_bundle
@@ -54,3 +70,35 @@ def compare(dataset, image_size, preset, codecs, board, backend, ber, images, ma
     md_path, html_path = write_report(results, out / "report", f"codecs compared on {data.name}")
     console.print(comparison_table(rows))
     console.print(f"{out / 'compare.json'}; report: {md_path} and {html_path}")
+
+
+def compare_air_bytes(dataset, image_size, preset, board, backend, ber, images, map_path, out, resume, air_bytes, radio, pipelines, loss) -> None:
+    from radio.link import parse_link
+    from .air_budget.flow import AirBudgetPlan, compare_at_air_bytes
+    from .air_budget.pipelines import parse_pipeline
+    from .air_budget.table import budget_table, not_bit_exact, write_air_budget_report
+    budgets = tuple(whole_numbers("--air-bytes", air_bytes))
+    losses = parse_bers(loss, "--loss", highest=1.0)
+    plan = AirBudgetPlan(dataset, image_size, preset, tuple(parse_pipeline(p) for p in pipelines or DEFAULT_PIPELINES), budgets,
+                         parse_link(radio), board, backend, images, parse_bers(ber), losses)
+    out = out or RUNS_DIR / f"compare-air-{dataset.replace(':', '_').replace('/', '_')}"
+    with progress_bar() as progress:
+        rows = compare_at_air_bytes(plan, out, resume, progress, map_path)
+    (out / "compare.json").write_text(json.dumps({"dataset": dataset, "preset": preset, "radio": plan.link.describe(),
+                                                  "pipelines": rows}, indent=2))
+    md_path, html_path = write_air_budget_report(rows, out / "report", f"pipelines at equal air bytes on {dataset}")
+    for budget in budgets:
+        console.print(budget_table([r for r in rows if r["budget_air_bytes"] == budget], budget, plan.link.radio.name, board))
+    for line in not_bit_exact(rows):
+        console.print(f"[bold yellow]warning:[/] {line}", highlight=False)
+    console.print(f"{out / 'compare.json'}; report: {md_path} and {html_path}")
+
+
+def whole_numbers(option: str, text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SemhilError(f"{option} {text!r}: give comma-separated whole numbers of bytes, e.g. 157,78") from None
+    if not values or min(values) < 1:
+        raise SemhilError(f"{option} {text!r}: give comma-separated whole numbers of bytes, each at least 1, e.g. 157,78")
+    return values

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from rich.table import Table
 
+from radio.channel import IidChannel
+
 from .boards import load_board
 from .build import ModelTooLarge
-from .channel import IidChannel
 from .session import RunOptions, run_on_board
 from .store import mark_latest, new_run_dir, write_atomically
 

@@ -45,7 +45,7 @@ def layer_table(rows: list[dict], title: str, unit: str | None = None) -> Table:
 
 def quantization_report(bundle, images: np.ndarray, labels: np.ndarray) -> dict:
     """Symbol agreement of the int8 device half with the float one, and both accuracies at BER 0."""
-    from .channel import IidChannel
+    from radio.channel import IidChannel
     from .scoring import score
     task, codec = bundle.load_models()
     int8_symbols, payloads = run_graph(bundle.graph, images)

@@ -75,7 +75,7 @@ LINES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "D", "v")
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
 
@@ -99,7 +99,7 @@ def plot_accuracy_ber(results: list[dict], names: RunNames, path: Path) -> Path:
         ax.set(title=f"accuracy against BER, channel {channel}", xlabel="bit error rate (%)", ylabel="accuracy (%)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_bytes_accuracy(results: list[dict], names: RunNames, path: Path) -> Path:
@@ -118,7 +118,7 @@ def plot_bytes_accuracy(results: list[dict], names: RunNames, path: Path) -> Pat
     ax.set(title="accuracy against bytes per image (channel iid)", xlabel="bytes per image", ylabel="accuracy (%)")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_latency(results: list[dict], names: RunNames, path: Path) -> Path:
@@ -133,7 +133,7 @@ def plot_latency(results: list[dict], names: RunNames, path: Path) -> Path:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.set(title=f"device latency in {unit}: median, whisker to p95", ylabel=unit)
         ax.grid(True, axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_memory(results: list[dict], names: RunNames, path: Path) -> Path:
@@ -147,7 +147,7 @@ def plot_memory(results: list[dict], names: RunNames, path: Path) -> Path:
     ax.set(title="memory of the device half", ylabel="KB")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def summary_rows(results: list[dict], names: RunNames, bers: list[float]) -> list[list[str]]:
@@ -167,7 +167,7 @@ SUMMARY_HEADER = ["started (UTC)", "model", "board", "backend", "images", "flash
 
 def report_blocks(results: list[dict], title: str, plots: dict[str, Path], warnings=()) -> list[tuple]:
     """The page as blocks, rendered as Markdown or HTML: ("h1"|"h2"|"p", text), ("list", items),
-    ("table", header, rows), ("plot", id, path)."""
+    ("table", header, rows), ("plot", id, path, alt text)."""
     names = RunNames(results)
     iid_bers = bers_of(results, "iid")
     blocks: list[tuple] = [("h1", title), ("p", f"{len(results)} run(s), in the order given (a folder's: newest first). Memory in KB; "
@@ -182,7 +182,7 @@ def report_blocks(results: list[dict], title: str, plots: dict[str, Path], warni
                 for r in results]
         blocks += [("h2", f"Accuracy against BER, channel {channel}"), ("table", ["run", *map(ber_label, bers)], rows)]
     blocks.append(("h2", "Plots"))
-    blocks += [("plot", plot_id, path) for plot_id, path in plots.items()]
+    blocks += [("plot", plot_id, path, PLOTS[plot_id][1]) for plot_id, path in plots.items()]
     return blocks
 
 
@@ -199,7 +199,7 @@ def to_markdown(blocks: list[tuple]) -> str:
         elif kind == "list":
             lines += [f"- {item}" for item in rest[0]]
         elif kind == "plot":
-            lines.append(f"![{PLOTS[rest[0]][1]}]({rest[1].name})")
+            lines.append(f"![{rest[2]}]({rest[1].name})")
         else:
             lines.append({"h1": "# ", "h2": "## ", "p": ""}[kind] + rest[0])
         lines.append("")
@@ -226,7 +226,7 @@ def to_html(blocks: list[tuple]) -> str:
             parts.append("<ul>\n" + "\n".join(f"<li>{html.escape(item)}</li>" for item in rest[0]) + "\n</ul>")
         elif kind == "plot":
             data = base64.b64encode(rest[1].read_bytes()).decode("ascii")
-            parts.append(f'<img class="plot" id="{rest[0]}" alt="{html.escape(PLOTS[rest[0]][1])}" src="data:image/png;base64,{data}">')
+            parts.append(f'<img class="plot" id="{rest[0]}" alt="{html.escape(rest[2])}" src="data:image/png;base64,{data}">')
         else:
             parts.append(f"<{kind}>{html.escape(rest[0])}</{kind}>")
     title = html.escape(blocks[0][1])

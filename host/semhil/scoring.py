@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from codec_train.data import load_dataset
-from codec_train.edge import predict_from_payloads, transmit
-from codec_train.simulate import run_graph
+from codec_train.edge import predict_from_payloads, send_over_link, transmit
+from codec_train.simulate import graph_fec, protect, run_graph, sent_code_bytes
 from codec_train.train import accuracy, float_payloads
 
 from .errors import SemhilError
@@ -28,31 +28,46 @@ def ber_source(pilots, told_ber: np.ndarray) -> dict:
 
 
 def score(bundle, images: np.ndarray, labels: np.ndarray, payloads: np.ndarray, channels, seed: int,
-          pilots=None) -> tuple[list[dict], float]:
+          pilots=None, link=None) -> tuple[list[dict], float]:
     """Accuracy of the given codes and of the float device half through each channel (seeded with
     seed + its index, the same flips for both); and the uncompressed task CNN's on the same images.
-    With pilots (semhil.pilots.Pilots), the decoder is told the BER estimated from pilot bits."""
+    With pilots (radio.pilots.Pilots), the decoder is told the BER estimated from pilot bits. With a link
+    (radio.link.Link), the code goes in the link's packets through the channel (send_over_link)."""
+    if pilots is not None and link is not None:
+        raise SemhilError("pilots and a link layer together are not modelled yet: give --pilots or --link, not both")
     task, codec = bundle.load_models()
-    reference = float_payloads(task, codec, images)
+    fec = graph_fec(bundle.graph)
+    reference = protect(bundle.graph, float_payloads(task, codec, images))
     differs = np.flatnonzero(np.any(reference != payloads, axis=1))
+
+    def predict(sent: np.ndarray, channel, k: int, subset=slice(None)) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Predictions of `subset` of the images sent, the BER told, and the link's figures."""
+        if link is None:
+            received, told_ber = transmit(codec, sent, channel, seed + k, pilots, fec)
+            return predict_from_payloads(task, codec, received[subset], told_ber[subset]), told_ber, {}
+        arrival = send_over_link(codec, sent, link, channel, seed + k, fec)
+        preds = predict_from_payloads(task, codec, arrival.payloads[subset], arrival.ber[subset], arrival.missing[subset])
+        delivery = arrival.delivery
+        return preds, arrival.ber, {"link": link.describe(), "packet_loss_rate": delivery.packet_loss_rate,
+                                    "air_bytes_mean": float(delivery.air_bytes.mean()),
+                                    "retransmissions_mean": float((delivery.attempts - 1).sum(axis=1).mean())}
+
     rows = []
     for k, channel in enumerate(channels):
-        received, told_ber = transmit(codec, payloads, channel, seed + k, pilots)
-        preds = predict_from_payloads(task, codec, received, told_ber)
-        # The float half's frames get the same flips and told BER (a channel draws them without looking at
-        # the bits): where its payload is the same, it received the same bytes, and only the others are decoded.
-        float_received = reference ^ received ^ payloads
+        preds, told_ber, link_figures = predict(payloads, channel, k)
+        # The float half's frames get the same flips (a channel draws them without looking at the bits): where
+        # its payload is the same, it received the same bytes, and only the others are decoded.
         float_preds = preds.copy()
-        float_preds[differs] = predict_from_payloads(task, codec, float_received[differs], told_ber[differs])
+        float_preds[differs] = predict(reference, channel, k, differs)[0]
         params = channel.describe()
         rows.append({"ber": nominal_ber(params),
                      "channel": channel.name, "channel_params": params, "seed": seed + k, "n": len(labels),
                      "accuracy": float((preds == labels).mean()), "float_accuracy": float((float_preds == labels).mean()),
-                     **ber_source(pilots, told_ber)})
+                     **ber_source(pilots, told_ber), **link_figures})
     return rows, accuracy(task, images, labels)
 
 
-def evaluate_bundle(bundle, dataset: str | None, channels, use_float: bool, seed: int = 0, pilots=None) -> dict:
+def evaluate_bundle(bundle, dataset: str | None, channels, use_float: bool, seed: int = 0, pilots=None, link=None) -> dict:
     """A bundle's accuracy under the simulated channel on a dataset's test split, without a board:
     the int8 simulator's codes (or the float device half's with use_float); with pilots, see score."""
     data = load_dataset(dataset or bundle.config["dataset"], bundle.config.get("image_size"))
@@ -66,7 +81,7 @@ def evaluate_bundle(bundle, dataset: str | None, channels, use_float: bool, seed
         raise SemhilError(f"bundle {bundle.path} has no int8 device graph ({bundle.graph['unsupported']}): use --float")
     else:
         payloads = run_graph(bundle.graph, data.x_test)[1]
-    rows, task_accuracy = score(bundle, data.x_test, data.y_test, payloads, channels, seed, pilots)
+    rows, task_accuracy = score(bundle, data.x_test, data.y_test, payloads, channels, seed, pilots, link)
     return {"board": "simulator", "bundle": str(bundle.path), "bundle_hash": bundle.hash,
             "backend": "float" if use_float else "int8", "n_images": len(data.x_test),
-            "bytes_per_image": codec.shape.bytes_per_image, "results": rows, "task_accuracy": task_accuracy}
+            "bytes_per_image": sent_code_bytes(bundle.graph), "results": rows, "task_accuracy": task_accuracy}

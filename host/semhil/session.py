@@ -17,12 +17,12 @@ import numpy as np
 from rich.progress import Progress
 
 from codec_train.data import load_dataset
-from codec_train.simulate import run_graph
+from codec_train.simulate import run_graph, sent_code_bytes
+from radio.channel import DEFAULT_BERS, IidChannel
 
 from .backends.graph import activation_lower_bound, total_macs
 from .boards import Board
 from .build import Firmware, build_firmware
-from .channel import DEFAULT_BERS, IidChannel
 from .discovery import ProbeChoice
 from .dut import BoardNotAnswering, Dut
 from .errors import SemhilError
@@ -47,7 +47,7 @@ class RunOptions:
     warmup: int = 5
     probe: ProbeChoice | None = None  # the ST-LINK of a silicon board
     port_url: str | None = None       # a board already running there (e.g. rfc2217://host:2217): not started or flashed
-    channels: tuple = DEFAULT_CHANNELS  # channel models the codes are scored through (semhil.channel)
+    channels: tuple = DEFAULT_CHANNELS  # channel models the codes are scored through (radio.channel)
     pilots: object | None = None      # pilots.Pilots: the decoder is told the BER estimated from pilot bits
     resume: bool = False              # keep the images an earlier, interrupted run logged and send only the rest
 
@@ -150,7 +150,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
                            board, timer_hz)
     stack_peak = max(r["stack_peak_bytes"] for r in records)
     round_trips = [r["round_trip_ms"] for r in measured]
-    code_bytes = bundle.graph["code_bytes"]
+    code_bytes = sent_code_bytes(bundle.graph)
     rows, task_accuracy = score(bundle, images, labels, payloads, options.channels, options.seed, options.pilots)
     result = {
         "run_id": run_id, "run_dir": str(out_dir), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),

@@ -16,8 +16,9 @@ from pathlib import Path
 from rich.progress import Progress
 from rich.table import Table
 
+from radio.channel import parse_channel
+
 from .boards import load_board
-from .channel import parse_channel
 from .discovery import how_to_reach
 from .errors import SemhilError
 from .jsonl import append_line, read_whole_lines
@@ -32,10 +33,10 @@ class SweepPlan:
     bundle_hashes: tuple[str, ...]
     boards: tuple[str, ...]
     backend: str
-    channels: tuple[str, ...]       # channel specs (semhil.channel.parse_channel), e.g. iid:0.01
+    channels: tuple[str, ...]       # channel specs (radio.channel.parse_channel), e.g. iid:0.01
     images: int
     seed: int
-    pilots: str | None = None       # pilot spec (semhil.pilots.parse_pilots), or None: the channel's BER
+    pilots: str | None = None       # pilot spec (radio.pilots.parse_pilots), or None: the channel's BER
 
     @classmethod
     def from_json(cls, path: Path) -> SweepPlan:
@@ -73,7 +74,7 @@ def start(plan: SweepPlan, out: Path, resume: bool) -> None:
 
 def run_sweep(plan: SweepPlan, bundles: list, out: Path, resume: bool, progress: Progress, map_path: Path | None = None) -> list[dict]:
     """Every bundle on every board; returns the runs' results (those done before a resume included)."""
-    from .pilots import parse_pilots
+    from radio.pilots import parse_pilots
     start(plan, out, resume)
     boards = [load_board(name) for name in plan.boards]
     reach = {b.name: how_to_reach(b, map_path) for b in boards}  # fails now, before any run, on a silicon board without a probe

@@ -317,7 +317,7 @@ def generate(graph: dict, bundle_hash: str, peer: ConvPeer | None = None) -> dic
         "uint32_t device_half_arena_bytes(void)", "{", "    return MODEL_ARENA_BYTES;", "}", "",
         "void device_half_begin(uint8_t *code_buffer)", "{",
         "    code = code_buffer;", "    code_bits = 0;", "    rows_in = 0;",
-        "    memset(code, 0, MODEL_CODE_BYTES);",
+        "    memset(code, 0, MODEL_PACKED_BYTES);",
         "    memset(device_half_layer_ticks, 0, sizeof device_half_layer_ticks);",
         *(["    rp_begin(&pipeline);"] if p.stages else []), *begin, "}", "",
         "void device_half_rows(const uint8_t *pixels, uint32_t n_rows)", "{",
@@ -326,6 +326,17 @@ def generate(graph: dict, bundle_hash: str, peer: ConvPeer | None = None) -> dic
         "void device_half_end(void)", "{", *end, *side, "}", ""])
     return {"model.h": model_header(graph, bundle_hash, peer.backend if peer else "standalone", p.arena_bytes, len(names)),
             "model.c": source}
+
+
+def fec_defines(graph: dict) -> str:
+    """What the protocol loop sends (MODEL_CODE_BYTES: the code as it goes on the air, then the side bytes) and,
+    for a protected bundle, the FEC the core applies to the packed code (device/core/ee_fec.h)."""
+    fec, side = graph.get("fec"), graph.get("side_bytes", 0)
+    if fec is None:
+        return "#define MODEL_CODE_BYTES MODEL_PACKED_BYTES\n#define MODEL_FEC 0"
+    return "\n".join([f"#define MODEL_CODE_BYTES {fec['sent_bytes'] + side} /* the code after FEC, then the side bytes */",
+                      "#define MODEL_FEC 1", f"#define MODEL_FEC_CODE_BYTES {graph['code_bytes']}",
+                      f"#define MODEL_FEC_RS_PARITY {fec['rs_parity']}", f"#define MODEL_FEC_INTERLEAVE_DEPTH {fec['interleave_depth']}"])
 
 
 def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, n_layers: int) -> str:
@@ -338,7 +349,8 @@ def model_header(graph: dict, bundle_hash: str, backend: str, arena_bytes: int, 
 #define MODEL_INPUT_BYTES {h * w * c}
 #define MODEL_INPUT_ROWS {h}
 #define MODEL_ROW_BYTES {w * c}
-#define MODEL_CODE_BYTES {graph['code_bytes'] + graph.get('side_bytes', 0)} /* the code, then the side bytes */
+#define MODEL_PACKED_BYTES {graph['code_bytes'] + graph.get('side_bytes', 0)} /* the packed code, then the side bytes */
+{fec_defines(graph)}
 #define MODEL_ARENA_BYTES {arena_bytes}
 #define MODEL_BUNDLE_HASH "{bundle_hash}"
 #define MODEL_BACKEND "{backend}"
@@ -349,7 +361,7 @@ extern uint32_t device_half_layer_ticks[MODEL_LAYERS]; /* timer ticks of each la
 int device_half_init(void);              /* 0 when the model is ready to run, else a positive error code */
 uint32_t device_half_arena_bytes(void);  /* activation memory the model uses */
 /* One image: begin, its rows in order (MODEL_ROW_BYTES each, any number per call), then end, which
- * finishes the code (MODEL_CODE_BYTES: the code, then the side bytes) in the buffer begin was given. */
+ * finishes the code (MODEL_PACKED_BYTES: the packed code, then the side bytes) in the buffer begin was given. */
 void device_half_begin(uint8_t *code);
 void device_half_rows(const uint8_t *pixels, uint32_t n_rows);
 void device_half_end(void);

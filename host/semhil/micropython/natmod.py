@@ -28,7 +28,7 @@ OPT_FLAGS = ["-O2"]
 FLAGS = ["-std=c11", "-ffp-contract=off", "-fno-math-errno", "-DSEMHIL_NATMOD"]
 ARCH_FLAGS = {"x64": ["-mno-red-zone"]}  # the stack switch (semhil_natmod.c) runs MicroPython below a saved stack pointer
 SOURCES = [DEVICE_DIR / "micropython" / "semhil_natmod.c", DEVICE_DIR / "core" / "ee_serve.c", DEVICE_DIR / "core" / "ee_protocol.c",
-           DEVICE_DIR / "kernels" / "kernels.c", DEVICE_DIR / "kernels" / "row_pipeline.c"]
+           DEVICE_DIR / "core" / "ee_fec.c", DEVICE_DIR / "kernels" / "kernels.c", DEVICE_DIR / "kernels" / "row_pipeline.c"]
 
 
 @dataclass(frozen=True)

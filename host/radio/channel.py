@@ -12,7 +12,7 @@ from typing import NoReturn, Protocol
 
 import numpy as np
 
-from .errors import SemhilError
+from .errors import RadioError
 
 
 DEFAULT_BERS = (0.0, 0.001, 0.01, 0.05)  # the BERs a run is scored at unless told otherwise
@@ -171,7 +171,7 @@ class TraceChannel:
         try:
             lines = Path(path).read_text().splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            raise SemhilError(f"cannot read BER trace '{path}': {e}") from e
+            raise RadioError(f"cannot read BER trace '{path}': {e}") from e
         bers = []
         for number, line in enumerate(lines, 1):
             text = line.split("#", 1)[0].strip()
@@ -180,13 +180,13 @@ class TraceChannel:
             try:
                 ber = float(text)
             except ValueError:
-                raise SemhilError(f"BER trace '{path}' line {number}: '{text}' is not a number "
+                raise RadioError(f"BER trace '{path}' line {number}: '{text}' is not a number "
                                   "(expected one BER per line, '#' starts a comment)") from None
             if not 0.0 <= ber <= 0.5:
-                raise SemhilError(f"BER trace '{path}' line {number}: BER {text} is not within [0, 0.5]")
+                raise RadioError(f"BER trace '{path}' line {number}: BER {text} is not within [0, 0.5]")
             bers.append(ber)
         if not bers:
-            raise SemhilError(f"BER trace '{path}' has no BERs (expected one BER per line, '#' starts a comment)")
+            raise RadioError(f"BER trace '{path}' has no BERs (expected one BER per line, '#' starts a comment)")
         return cls(tuple(bers), str(path))
 
     def describe(self) -> dict:
@@ -218,10 +218,10 @@ def parse_channel(spec: str) -> Channel:
     model, _, args = spec.partition(":")
     model = model.strip().lower()
     if model not in SYNTAX:
-        raise SemhilError(f"unknown channel '{spec}': expected one of {', '.join(SYNTAX.values())}")
+        raise RadioError(f"unknown channel '{spec}': expected one of {', '.join(SYNTAX.values())}")
 
     def fail(problem: str) -> NoReturn:
-        raise SemhilError(f"channel '{spec}': {problem}; expected {SYNTAX[model]}")
+        raise RadioError(f"channel '{spec}': {problem}; expected {SYNTAX[model]}")
 
     if not args.strip():
         fail("no parameters given")

@@ -15,7 +15,7 @@ from typing import NoReturn
 import numpy as np
 
 from .channel import Channel
-from .errors import SemhilError
+from .errors import RadioError
 
 PILOT_SEED = 0x5E3A  # both ends draw the pilot sequence from this seed
 
@@ -41,7 +41,7 @@ class Pilots:
 def parse_pilots(spec: str) -> Pilots:
     """Pilots from their command-line form, e.g. 64 or 64,window=16."""
     def fail(problem: str) -> NoReturn:
-        raise SemhilError(f"pilots '{spec}': {problem}; expected {SYNTAX}")
+        raise RadioError(f"pilots '{spec}': {problem}; expected {SYNTAX}")
 
     def positive_int(what: str, text: str) -> int:
         try:
