@@ -24,7 +24,7 @@ from ..paths import RUNS_DIR
 from ..store import write_atomically
 from ..sweep import SweepPlan, run_key, run_sweep
 from .pipelines import Pipeline, SizedPipeline, size_pipeline
-from .scoring import DEFAULT_AIR_BERS, DEFAULT_PACKET_LOSSES, score_over_link
+from .scoring import score_over_link
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class AirBudgetPlan:
     board: str
     backend: str
     images: int
-    bers: tuple[float, ...] = DEFAULT_AIR_BERS
-    losses: tuple[float, ...] = DEFAULT_PACKET_LOSSES
+    bers: tuple[float, ...]    # scored with the CRC off
+    losses: tuple[float, ...]  # packet loss rates, scored with the CRC on
     seed: int = 0
 
 

@@ -12,7 +12,6 @@ from codec_train.simulate import graph_fec
 from radio.channel import IidChannel
 from radio.link import Link
 
-DEFAULT_AIR_BERS = (0.0, 0.001, 0.01, 0.05, 0.1)
 DEFAULT_PACKET_LOSSES = (0.01, 0.05, 0.2)
 
 
@@ -24,7 +23,7 @@ def conditions(link: Link, retransmissions: int, bers, losses) -> list[tuple[str
 
 
 def score_over_link(bundle, labels: np.ndarray, payloads: np.ndarray, link: Link, retransmissions: int,
-                    bers=DEFAULT_AIR_BERS, losses=DEFAULT_PACKET_LOSSES, seed: int = 0) -> list[dict]:
+                    bers, losses, seed: int = 0) -> list[dict]:
     """One row per point (see conditions), each seeded with seed + its index."""
     task, codec = bundle.load_models()
     fec = graph_fec(bundle.graph)
