@@ -69,12 +69,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-# The Debian toolchain: installed with apt-get when missing and we are root; otherwise says how.
+# The Debian toolchain (and ser2net, which labgrid's exporter serves serial ports with): installed with
+# apt-get when missing and we are root; otherwise says how.
 toolchain:
 	@missing=""; \
 	command -v arm-none-eabi-gcc >/dev/null || missing="$$missing gcc-arm-none-eabi"; \
 	[ -f /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || missing="$$missing libnewlib-arm-none-eabi"; \
 	command -v qemu-system-arm >/dev/null || missing="$$missing qemu-system-arm"; \
+	[ -x /usr/sbin/ser2net ] || command -v ser2net >/dev/null || missing="$$missing ser2net"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing"; \

@@ -1,4 +1,6 @@
 """Finding boards on USB without hardware: fake serial ports, the hardware map, ports that move."""
+import re
+
 import pytest
 from click.testing import CliRunner
 from serial.tools import list_ports
@@ -10,6 +12,7 @@ from semhil.cli import cli, console
 from semhil.discovery import (HardwareMapEntry, Probe, ProbeChoice, choose_probe, detect_probes, entry_for_board,
                               hardware_map_entries, how_to_reach, port_for_serial, read_hardware_map, write_hardware_map)
 from semhil.errors import SemhilError
+from semhil.places.board import PlaceChoice
 
 V21_SERIAL = "0671FF485051717867084150"
 V3_SERIAL = "003A00283132511238363431"
@@ -69,7 +72,7 @@ def test_hardware_map_round_trip(tmp_path):
 @pytest.mark.parametrize("text,message", [
     ('[[board]]\nname = "nucleo-f446re"\nprobe_serail = "0671"\n', r"\[\[board\]\] 1: unknown key 'probe_serail' \(did you mean 'probe_serial'\?\)"),
     ('[[board]]\nname = "nucleo-f446"\nprobe_serial = "0671"\n', r"'name' = 'nucleo-f446' is not a board file \(did you mean 'nucleo-f446re'\?\)"),
-    ('[[board]]\nname = "nucleo-f446re"\n', r"\[\[board\]\] 1: board nucleo-f446re is silicon: give 'probe_serial' .* or 'port'"),
+    ('[[board]]\nname = "nucleo-f446re"\n', r"\[\[board\]\] 1: board nucleo-f446re is silicon: give 'probe_serial' .*, 'port' .* or 'labgrid_place'"),
     ('[[board]]\nname = "qemu-stm32f405"\nprobe_serial = "0671"\n', r"board qemu-stm32f405 is emulated .* drop 'probe_serial'"),
     ('[[board]]\nname = "nucleo-f446re"\nprobe_serial = "0671"\ntool = "stflash"\n', r"'tool' = 'stflash' is not one of: openocd, pyocd, st-flash"),
     ('[[board]]\nname = "nucleo-f446re"\nprobe_serial = "0671"\n[[board]]\nname = "nucleo-h743zi"\nprobe_serial = "0671"\n',
@@ -163,9 +166,35 @@ def test_how_to_reach_each_board_of_a_rig(tmp_path):
     write_hardware_map(path, [HardwareMapEntry("nucleo-f446re", V21_SERIAL, tool="pyocd"),
                               HardwareMapEntry("nucleo-h743zi", port="rfc2217://rig2:2217"),
                               HardwareMapEntry("qemu-stm32f405", port="socket://rig3:4000"), HardwareMapEntry("native")])
-    assert how_to_reach(nucleo, path) == (ProbeChoice(V21_SERIAL, "pyocd"), None)
-    assert how_to_reach(h7, path) == (None, "rfc2217://rig2:2217")
-    assert how_to_reach(f405, path) == (None, "socket://rig3:4000")
-    assert how_to_reach(native, path) == (None, None) == how_to_reach(native, None)
+    assert how_to_reach(nucleo, path) == (ProbeChoice(V21_SERIAL, "pyocd"), None, None)
+    assert how_to_reach(h7, path) == (None, "rfc2217://rig2:2217", None)
+    assert how_to_reach(f405, path) == (None, "socket://rig3:4000", None)
+    assert how_to_reach(native, path) == (None, None, None) == how_to_reach(native, None)
     with pytest.raises(SemhilError, match="name it with --probe SERIAL or --hardware-map FILE"):
         how_to_reach(nucleo, None)
+
+
+def test_boards_in_labgrid_places_in_a_hardware_map(tmp_path):
+    nucleo, native = load_board("nucleo-f446re"), load_board("native")
+    path = tmp_path / "rig.toml"
+    entries = [HardwareMapEntry("nucleo-f446re", labgrid_place="rig-f446-1", labgrid_coordinator="lab:20408"),
+               HardwareMapEntry("native", labgrid_place="desk-native")]
+    write_hardware_map(path, entries)
+    assert read_hardware_map(path) == entries
+    assert how_to_reach(nucleo, path) == (None, None, PlaceChoice("rig-f446-1", "lab:20408"))
+    assert how_to_reach(native, path) == (None, None, PlaceChoice("desk-native", None))
+    with pytest.raises(SemhilError, match="in labgrid place rig-f446-1: a run flashes it while holding the place"):
+        choose_probe(nucleo, None, path, None)
+
+
+@pytest.mark.parametrize("table, said", [
+    ('name = "nucleo-f446re"\nlabgrid_place = "p"\nprobe_serial = "X"', "is in labgrid place 'p', which flashes, resets and serves it: drop probe_serial"),
+    ('name = "native"\nlabgrid_place = "p"\nport = "rfc2217://a:1"', "drop port"),
+    ('name = "native"\nlabgrid_coordinator = "a:1"', "'labgrid_coordinator' without 'labgrid_place'"),
+    ('name = "native"\nlabgrid_plce = "p"', "unknown key 'labgrid_plce' (did you mean 'labgrid_place'?)"),
+])
+def test_a_place_entry_with_other_ways_to_reach_the_board_is_refused(tmp_path, table, said):
+    path = tmp_path / "rig.toml"
+    path.write_text(f"[[board]]\n{table}\n")
+    with pytest.raises(SemhilError, match=re.escape(said)):
+        read_hardware_map(path)

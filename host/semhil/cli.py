@@ -47,20 +47,28 @@ def channels_and_pilots(ber: str, channel_specs: tuple[str, ...] = (), pilots_sp
     return channels, None if pilots_spec is None else parse_pilots(pilots_spec)
 
 
-def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str, json_path: Path | None,
+def _run(bundle_path: Path, board_name: str | None, backend: str, images: int, ber: str, json_path: Path | None,
          probe_serial: str | None = None, map_path: Path | None = None, port_url: str | None = None,
-         channel_specs: tuple[str, ...] = (), pilots_spec: str | None = None) -> dict:
+         channel_specs: tuple[str, ...] = (), pilots_spec: str | None = None, place=None) -> dict:
+    """board_name None: the default board, or the board the place's tag names."""
     from codec_train.bundle import load_bundle
     from .boards import load_board
-    from .discovery import choose_probe
+    from .discovery import choose_probe, how_to_reach
+    from .places.board import board_for_place
     from .report import print_run
     from .session import RunOptions, run_on_board
-    board = load_board(board_name)
-    if port_url and (probe_serial or map_path):
-        raise SemhilError("--port names a board that is already running: drop --probe/--hardware-map")
+    if sum(map(bool, (port_url, probe_serial or map_path, place))) > 1:
+        raise SemhilError("give one way to reach the board: --port, --probe/--hardware-map, or --place")
+    if place:
+        board_name = board_for_place(place, board_name)
+    board = load_board(board_name or DEFAULT_BOARD)
     channels, pilots = channels_and_pilots(ber, channel_specs, pilots_spec)
+    if map_path:
+        probe, port_url, place = how_to_reach(board, map_path)
+    else:
+        probe = None if port_url or place else choose_probe(board, probe_serial, None, None)
     options = RunOptions(n_images=images, channels=channels, pilots=pilots, backend=backend, port_url=port_url,
-                         probe=None if port_url else choose_probe(board, probe_serial, map_path, None))
+                         probe=probe, place=place)
     bundle = load_bundle(bundle_path)
     with progress_bar() as progress:
         result = run_on_board(bundle, board, options, json_path, progress)
@@ -70,7 +78,8 @@ def _run(bundle_path: Path, board_name: str, backend: str, images: int, ber: str
     return result
 
 
-board_option = click.option("--board", default="qemu-stm32f405", show_default=True, help="board name (boards/<name>.toml) or board file")
+DEFAULT_BOARD = "qemu-stm32f405"
+board_option = click.option("--board", default=DEFAULT_BOARD, show_default=True, help="board name (boards/<name>.toml) or board file")
 backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default="standalone", show_default=True,
                               help="standalone: semhil's kernels; nnom: NNoM from NNOM_HOME; cmsis-nn: the standalone row "
                                    "pipeline with CMSIS-NN's convs from CMSIS_HOME, a peer for measurements")
@@ -85,6 +94,10 @@ channel_option = click.option("--channel", "channel_specs", multiple=True, metav
                                help="a channel model besides i.i.d. at each --ber (repeatable): ge:BER,BURST, dynamic:LO,HI, trace:FILE, bpsk-snr:DB")
 pilots_option = click.option("--pilots", "pilots_spec", metavar="SPEC", help="tell the decoder the BER estimated from pilot bits "
                                                                             "in each frame instead of the channel's: N[,window=FRAMES]")
+place_option = click.option("--place", help="a labgrid place holding the board: acquired for the run (refused while someone "
+                                           "else holds it), released after; its tag board=NAME says which board it is")
+coordinator_option = click.option("--coordinator", metavar="HOST:PORT", help="the labgrid coordinator of --place "
+                                                                             "(default: LG_COORDINATOR, else 127.0.0.1:20408)")
 json_option = click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write the results JSON here")
 
 
@@ -122,12 +135,20 @@ def demo(board: str, backend: str, images: int, ber: str, json_path: Path | None
 @map_option
 @click.option("--port", "port_url", help="a board already running its firmware at this serial port or URL "
                                          "(e.g. rfc2217://rig2:2217 from `semhil serve`): not started, flashed or reset")
-def run(bundle: Path, board: str, backend: str, images: int, ber: str, channel_specs: tuple[str, ...], pilots_spec: str | None,
-        json_path: Path | None, probe_serial: str | None, map_path: Path | None, port_url: str | None) -> None:
+@place_option
+@coordinator_option
+@click.pass_context
+def run(ctx, bundle: Path, board: str, backend: str, images: int, ber: str, channel_specs: tuple[str, ...], pilots_spec: str | None,
+        json_path: Path | None, probe_serial: str | None, map_path: Path | None, port_url: str | None, place: str | None,
+        coordinator: str | None) -> None:
     """Run BUNDLE on a board and score it; prints a table and writes the results JSON into a folder of
     the run's own, BUNDLE/results/<board>-<backend>/<run id>/ (and to --json). A silicon board is
-    flashed through its ST-LINK first."""
-    _run(bundle, board, backend, images, ber, json_path, probe_serial, map_path, port_url, channel_specs, pilots_spec)
+    flashed through its ST-LINK first. With --place, the board of that labgrid place (its tag board=NAME
+    names it), held for the run and released after."""
+    from .places.board import PlaceChoice
+    explicit = ctx.get_parameter_source("board") is not click.core.ParameterSource.DEFAULT
+    _run(bundle, board if explicit or not place else None, backend, images, ber, json_path, probe_serial, map_path, port_url,
+         channel_specs, pilots_spec, PlaceChoice(place, coordinator) if place else None)
 
 
 @cli.command()
@@ -261,12 +282,20 @@ def bench_kernels(bundle_path: Path | None, boards: tuple[str, ...], models: tup
 
 
 @cli.command()
-def doctor() -> None:
-    """Check the toolchain, QEMU, NNoM, probes and serial-port permissions; say what to install or change.
-    Exits non-zero when something `make test` needs is missing."""
+@click.option("--place", "place_names", multiple=True, metavar="NAME", help="a labgrid place to check (repeatable)")
+@coordinator_option
+@map_option
+def doctor(place_names: tuple[str, ...], coordinator: str | None, map_path: Path | None) -> None:
+    """Check the toolchain, QEMU, NNoM, probes and serial-port permissions, and that the labgrid coordinator
+    answers for each place configured (--place, a hardware map's labgrid_place); say what to install or change.
+    Exits non-zero when something `make test` needs, or a configured place, is missing."""
     from rich.table import Table
+    from .discovery import read_hardware_map
     from .doctor import run_checks
-    checks = run_checks()
+    from .places.board import PlaceChoice
+    places = [PlaceChoice(name, coordinator) for name in place_names]
+    places += [e.place_choice() for e in (read_hardware_map(map_path) if map_path else []) if e.labgrid_place]
+    checks = run_checks(places)
     table = Table(title="semhil doctor")
     for name in ("check", "", "found", "to fix"):
         table.add_column(name)
@@ -276,7 +305,7 @@ def doctor() -> None:
     console.print(table)
     failed = [c.what for c in checks if c.required and not c.ok]
     if failed:
-        raise SemhilError(f"{len(failed)} thing(s) `make test` needs are missing: {', '.join(failed)}")
+        raise SemhilError(f"{len(failed)} required thing(s) are missing: {', '.join(failed)}")
     console.print("everything the native and QEMU boards need is here")
 
 

@@ -79,19 +79,27 @@ class HardwareMapEntry:
     port: str | None = None  # with a probe: where it was last seen (informational); without: the board's URL
     tool: str | None = None  # flasher for this board, overriding the board file's
     reset: str | None = None  # probe (default), or dtr / rts where the serial adapter drives the reset pin
+    labgrid_place: str | None = None  # the board is in this labgrid place (acquired for each run, released after)
+    labgrid_coordinator: str | None = None  # HOST:PORT of that place's coordinator (default: LG_COORDINATOR)
     comment: str = field(default="", compare=False)
 
     def probe_choice(self) -> ProbeChoice | None:
         return ProbeChoice(self.probe_serial, self.tool, self.reset or "probe") if self.probe_serial else None
 
+    def place_choice(self):
+        from .places.board import PlaceChoice
+        return PlaceChoice(self.labgrid_place, self.labgrid_coordinator) if self.labgrid_place else None
 
-MAP_KEYS = {"name": True, "probe_serial": False, "port": False, "tool": False, "reset": False}  # key -> required
+
+MAP_KEYS = {"name": True, "probe_serial": False, "port": False, "tool": False, "reset": False,  # key -> required
+            "labgrid_place": False, "labgrid_coordinator": False}
 RESET_LINES = ("probe", "dtr", "rts")
 MAP_HEADER = """\
 # semhil hardware map: the board on each ST-LINK, found by the probe's serial number.
 # `port` is where the probe was last seen and is informational: semhil looks the port up by serial.
 # A board without a probe is emulated (native, qemu-*: one started per test worker), or, with
-# `port`, one already running at that serial port or URL (e.g. rfc2217://rig2:2217).
+# `port`, one already running at that serial port or URL (e.g. rfc2217://rig2:2217). A board in a
+# labgrid place has `labgrid_place` (and `labgrid_coordinator`, else LG_COORDINATOR) and nothing else.
 # Use it with `semhil flash BUNDLE --board NAME --hardware-map FILE` or `pytest --hardware-map FILE`.
 """
 
@@ -149,15 +157,24 @@ def read_hardware_map(path: Path) -> list[HardwareMapEntry]:
         _check_how_reached(load_board(name), table, where)
         if serial and any(e.probe_serial == serial for e in entries):
             raise SemhilError(f"{where}: probe_serial {serial} appears twice; each probe sits on one board")
-        entries.append(HardwareMapEntry(name, serial, table.get("port"), table.get("tool"), table.get("reset")))
+        entries.append(HardwareMapEntry(name, serial, table.get("port"), table.get("tool"), table.get("reset"),
+                                        table.get("labgrid_place"), table.get("labgrid_coordinator")))
     return entries
 
 
 def _check_how_reached(board: Board, table: dict, where: str) -> None:
+    if "labgrid_place" in table:
+        others = sorted(set(table) & {"probe_serial", "port", "tool", "reset"})
+        if others:
+            raise SemhilError(f"{where}: board {board.name} is in labgrid place {table['labgrid_place']!r}, which flashes, "
+                              f"resets and serves it: drop {', '.join(others)}")
+        return
+    if "labgrid_coordinator" in table:
+        raise SemhilError(f"{where}: 'labgrid_coordinator' without 'labgrid_place': name the place too")
     if board.run_kind == "probe":
         if "probe_serial" not in table and "port" not in table:
-            raise SemhilError(f"{where}: board {board.name} is silicon: give 'probe_serial' (its ST-LINK, to flash it) "
-                              "or 'port' (a serial port or URL where it already runs its firmware)")
+            raise SemhilError(f"{where}: board {board.name} is silicon: give 'probe_serial' (its ST-LINK, to flash it), "
+                              "'port' (a serial port or URL where it already runs its firmware) or 'labgrid_place'")
     elif "probe_serial" in table or "tool" in table or table.get("reset", "probe") != "probe":
         raise SemhilError(f"{where}: board {board.name} is emulated (run.kind = {board.run_kind!r}): it has no probe, "
                           "so drop 'probe_serial', 'tool' and 'reset'")
@@ -205,6 +222,9 @@ def choose_probe(board: Board, probe_serial: str | None, map_path: Path | None, 
         return None
     if map_path:
         entry = entry_for_board(read_hardware_map(map_path), board.name, map_path)
+        if entry.labgrid_place:
+            raise SemhilError(f"hardware map {map_path} lists board {board.name} in labgrid place {entry.labgrid_place}: "
+                              f"a run flashes it while holding the place (semhil run BUNDLE --place {entry.labgrid_place})")
         if entry.probe_serial is None:
             raise SemhilError(f"hardware map {map_path} lists board {board.name} without a probe, at {entry.port}: "
                               f"run it with --port {entry.port}")
@@ -215,14 +235,15 @@ def choose_probe(board: Board, probe_serial: str | None, map_path: Path | None, 
     return ProbeChoice(probe_serial, tool)
 
 
-def how_to_reach(board: Board, map_path: Path | None) -> tuple[ProbeChoice | None, str | None]:
-    """(probe, port URL) of a board for a run over a rig: a silicon board through its map entry's probe,
-    or at its entry's URL; an emulated board at its entry's URL, or (None, None): started here."""
+def how_to_reach(board: Board, map_path: Path | None) -> tuple[ProbeChoice | None, str | None, object]:
+    """(probe, port URL, places.PlaceChoice) of a board for a run over a rig: a silicon board through its map
+    entry's probe, at its entry's URL or in its entry's labgrid place; an emulated board at its entry's URL or
+    place, or (None, None, None): started here."""
     entries = read_hardware_map(map_path) if map_path else []
     if board.run_kind != "probe":
-        entry = next((e for e in entries if e.name == board.name and e.port), None)
-        return None, entry.port if entry else None
+        entry = next((e for e in entries if e.name == board.name and (e.port or e.labgrid_place)), None)
+        return None, entry.port if entry else None, entry.place_choice() if entry else None
     if map_path is None:
-        return choose_probe(board, None, None, None), None  # raises: says how to name the probe
+        return choose_probe(board, None, None, None), None, None  # raises: says how to name the probe
     entry = entry_for_board(entries, board.name, map_path)
-    return entry.probe_choice(), None if entry.probe_serial else entry.port
+    return entry.probe_choice(), None if entry.probe_serial else entry.port, entry.place_choice()

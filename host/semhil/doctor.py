@@ -130,7 +130,32 @@ def check_probe_ports() -> list[Check]:
     return checks
 
 
-def run_checks() -> list[Check]:
+def check_labgrid() -> list[Check]:
+    version = importlib.metadata.version("labgrid")
+    ser2net = shutil.which("ser2net") or ("/usr/sbin/ser2net" if os.path.isfile("/usr/sbin/ser2net") else None)
+    return [Check("labgrid (boards in labgrid places)", True, f"labgrid {version}", required=False),
+            Check("ser2net (a labgrid exporter serves serial ports with it)", ser2net is not None, ser2net or "ser2net not found",
+                  f"{APT} ser2net  (or `make toolchain` as root)")]
+
+
+def check_places(places: list) -> list[Check]:
+    """For each configured place (places.PlaceChoice): the coordinator answers and knows the place."""
+    from .places.coordinator import Coordinator, PlaceError
+    checks = []
+    for choice in places:
+        what = f"labgrid place {choice.name}"
+        try:
+            with Coordinator(choice.coordinator) as coordinator:
+                place = coordinator.place(choice.name)
+                held = f"held by {place.acquired}" if place.acquired else "free"
+                checks.append(Check(what, True, f"at {coordinator.address}: board={place.tags.get('board', '?')}, {held}"))
+        except PlaceError as e:
+            checks.append(Check(what, False, str(e), "start the coordinator, or fix --coordinator / LG_COORDINATOR / the place's name"))
+    return checks
+
+
+def run_checks(places: list | None = None) -> list[Check]:
+    """places: the labgrid places configured (--place, a hardware map's labgrid_place entries)."""
     return [
         _tool("gcc", "host C compiler (native board)", f"{APT} gcc"),
         _tool("arm-none-eabi-gcc", "Arm cross-compiler (MCU boards)", f"{APT} gcc-arm-none-eabi  (or `make toolchain` as root)"),
@@ -147,4 +172,6 @@ def run_checks() -> list[Check]:
         _tool("st-flash", "st-flash (flashing silicon boards)", f"{APT} stlink-tools", required=False),
         check_browser(),
         *check_probe_ports(),
+        *check_labgrid(),
+        *check_places(places or []),
     ]

@@ -3,6 +3,7 @@ map, one firmware per bundle x board x backend, and the fixtures a HIL test need
 
     pytest --board native,qemu-stm32f405 --bundle runs/demo-… --ber 0,0.01
     pytest --hardware-map rig.toml -n 2        # pytest-xdist: one worker per board
+    pytest --place rig-f446-1,rig-f446-2 -n 2  # boards in labgrid places (tag board=NAME): one worker per place
 
 Fixtures: `board` (the board running the bundle's firmware, session scope), `dut` (a connection to
 it, INFO already asked: info(), infer(image) sends an image in chunks of rows and returns its code),
@@ -27,6 +28,7 @@ from .boards import Board, load_board
 from .cli import DEFAULT_BER_TEXT, parse_bers
 from .discovery import ProbeChoice, read_hardware_map
 from .errors import SemhilError
+from .places.board import PlaceChoice, board_for_place
 
 DEFAULT_BOARDS = "native"
 DEFAULT_BACKENDS = "standalone"
@@ -40,14 +42,19 @@ class Target:
     config: Board
     probe: ProbeChoice | None = None  # a silicon board flashed through this ST-LINK
     port_url: str | None = None       # a board already running its firmware there
+    place: PlaceChoice | None = None  # the board of this labgrid place, held while the session runs
 
     @property
     def shared_port(self) -> str | None:
         """The port two workers must never open together (emulated boards get one each)."""
+        if self.place:
+            return f"labgrid-place-{self.place.name}"
         return self.port_url or (self.probe.serial if self.probe else None)
 
     @property
     def serial_number(self) -> str:
+        if self.place:
+            return f"labgrid place {self.place.name}"
         if self.probe:
             return self.probe.serial
         return f"at {self.port_url}" if self.port_url else f"emulated ({self.config.run_kind})"
@@ -59,6 +66,9 @@ def pytest_addoption(parser):
                                     f"semhil_boards, else {DEFAULT_BOARDS}); with --hardware-map: which of its boards")
     group.addoption("--hardware-map", type=Path, help="TOML file of the boards attached to this rig (semhil boards "
                                                       "--generate-hardware-map); every board in it is tested")
+    group.addoption("--place", help="comma-separated labgrid places to test the boards of (each place's tag board=NAME "
+                                    "names its board); each is held while the session runs")
+    group.addoption("--coordinator", help="the labgrid coordinator of --place, HOST:PORT (default: LG_COORDINATOR, else 127.0.0.1:20408)")
     group.addoption("--bundle", type=Path, help="bundle to test (default: a tiny codec trained for the session)")
     group.addoption("--backend", help=f"comma-separated backends (default: ini semhil_backends, else {DEFAULT_BACKENDS})")
     group.addoption("--ber", help=f"comma-separated bit error rates for the `bers` fixture (default {DEFAULT_BER_TEXT})")
@@ -83,7 +93,15 @@ def targets(config) -> list[Target]:
     """The boards under test, from --hardware-map (filtered by --board) or --board."""
     chosen = config.getoption("--board")
     map_path = config.getoption("--hardware-map")
+    places = config.getoption("--place")
     try:
+        if places:
+            if chosen or map_path:
+                raise SemhilError("--place names the boards (each place's tag board=NAME): drop --board and --hardware-map")
+            choices = [PlaceChoice(name, config.getoption("--coordinator")) for name in _names(places, "--place")]
+            found = [(board_for_place(choice, None), choice) for choice in choices]
+            repeated = {b for b, _ in found if sum(x == b for x, _ in found) > 1}
+            return [Target(f"{b}-{c.name}" if b in repeated else b, load_board(b), place=c) for b, c in found]
         if map_path is None:
             names = _names(chosen or config.getini("semhil_boards") or DEFAULT_BOARDS, "--board")
             found = [Target(name, load_board(name)) for name in names]
@@ -105,8 +123,8 @@ def targets(config) -> list[Target]:
     found = []
     for e in entries:
         probe = e.probe_choice()
-        ident = f"{e.name}-{e.probe_serial or e.port}" if e.name in repeated else e.name
-        found.append(Target(ident, load_board(e.name), probe, None if probe else e.port))
+        ident = f"{e.name}-{e.probe_serial or e.port or e.labgrid_place}" if e.name in repeated else e.name
+        found.append(Target(ident, load_board(e.name), probe, None if probe else e.port, e.place_choice()))
     return found
 
 
@@ -290,7 +308,8 @@ def board(semhil_target, bundle, firmware):
         if semhil_target.shared_port:
             lock_port(semhil_target.shared_port, stack)
         # started fresh, or flashed (which resets); a board at a URL runs as it is
-        process = stack.enter_context(open_board(semhil_target.config, firmware.path, semhil_target.probe, semhil_target.port_url))
+        process = stack.enter_context(open_board(semhil_target.config, firmware.path, semhil_target.probe, semhil_target.port_url,
+                                                 semhil_target.place))
         with Dut(process.port, semhil_target.id, baud=semhil_target.config.uart_baud) as dut:
             info = dut.wait_ready()
         check_firmware(info, bundle, semhil_target.config)

@@ -102,10 +102,14 @@ class AttachedBoard:
         pass
 
 
-def open_board(board: Board, firmware: Path, probe=None, port_url: str | None = None):
+def open_board(board: Board, firmware: Path, probe=None, port_url: str | None = None, place=None):
     """The board as something to start, restart and stop: a native process, QEMU, (with a
     discovery.ProbeChoice) a silicon board flashed through its ST-LINK, a MicroPython board given the
-    bundle's native module, or (with port_url) a board already running at a serial port or network URL."""
+    bundle's native module, (with port_url) a board already running at a serial port or network URL,
+    or (with a places.PlaceChoice) the board of a labgrid place, held while it is open."""
+    if place:
+        from .places.board import PlaceBoard
+        return PlaceBoard(board, firmware, place)
     if port_url:
         return AttachedBoard(port_url)
     if board.run_kind == "micropython":  # firmware: the bundle's native module; probe: the board's USB serial number

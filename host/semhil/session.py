@@ -47,12 +47,16 @@ class RunOptions:
     warmup: int = 5
     probe: ProbeChoice | None = None  # the ST-LINK of a silicon board
     port_url: str | None = None       # a board already running there (e.g. rfc2217://host:2217): not started or flashed
+    place: object | None = None       # places.PlaceChoice: the board of a labgrid place, held for the run
     channels: tuple = DEFAULT_CHANNELS  # channel models the codes are scored through (radio.channel)
     pilots: object | None = None      # pilots.Pilots: the decoder is told the BER estimated from pilot bits
     resume: bool = False              # keep the images an earlier, interrupted run logged and send only the rest
 
 
 def check_firmware(info: dict, bundle, board: Board) -> None:
+    if info.get("board", board.name) != board.name:
+        raise BundleMismatch(f"the board answering as {board.name} runs firmware built for board {info['board']}: "
+                             f"give --board {info['board']}, or connect (or tag) the right board")
     if info.get("bundle_hash") != bundle.hash:
         raise BundleMismatch(f"board {board.name} runs firmware built from bundle {info.get('bundle_hash')}, "
                              f"not {bundle.hash} ({bundle.path}); rebuild and flash it: semhil run {bundle.path} --board {board.name}")
@@ -133,7 +137,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     else:
         out_dir, run_id, latest = Path(out_dir), new_run_id(), False
         out_dir.mkdir(parents=True, exist_ok=True)
-    with nullcontext(process) if process else open_board(board, firmware.path, options.probe, options.port_url) as process:
+    with nullcontext(process) if process else open_board(board, firmware.path, options.probe, options.port_url, options.place) as process:
         with Dut(process.port, board.name, baud=board.uart_baud, reset=process.restart) as dut:
             info = dut.wait_ready()
             check_firmware(info, bundle, board)

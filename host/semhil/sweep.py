@@ -72,12 +72,16 @@ def start(plan: SweepPlan, out: Path, resume: bool) -> None:
         plan_path.write_text(json.dumps(asdict(plan), indent=2))
 
 
-def run_sweep(plan: SweepPlan, bundles: list, out: Path, resume: bool, progress: Progress, map_path: Path | None = None) -> list[dict]:
-    """Every bundle on every board; returns the runs' results (those done before a resume included)."""
+def run_sweep(plan: SweepPlan, bundles: list, out: Path, resume: bool, progress: Progress, map_path: Path | None = None,
+              places: dict | None = None) -> list[dict]:
+    """Every bundle on every board; returns the runs' results (those done before a resume included).
+    places: board name -> places.PlaceChoice, for the boards that run in a labgrid place."""
     from radio.pilots import parse_pilots
     start(plan, out, resume)
     boards = [load_board(name) for name in plan.boards]
-    reach = {b.name: how_to_reach(b, map_path) for b in boards}  # fails now, before any run, on a silicon board without a probe
+    places = places or {}
+    # fails now, before any run, on a silicon board without a probe
+    reach = {b.name: (None, None, places[b.name]) if b.name in places else how_to_reach(b, map_path) for b in boards}
     channels = tuple(parse_channel(spec) for spec in plan.channels)
     pilots = None if plan.pilots is None else parse_pilots(plan.pilots)
     rows_path = out / "results.jsonl"
@@ -93,7 +97,8 @@ def run_sweep(plan: SweepPlan, bundles: list, out: Path, resume: bool, progress:
                     result = json.loads(json_path.read_text())
                 else:
                     options = RunOptions(n_images=plan.images, backend=plan.backend, seed=plan.seed, channels=channels,
-                                         pilots=pilots, probe=reach[board.name][0], port_url=reach[board.name][1], resume=resume)
+                                         pilots=pilots, probe=reach[board.name][0], port_url=reach[board.name][1], place=reach[board.name][2],
+                                         resume=resume)
                     result = run_on_board(bundle, board, options, progress=progress, out_dir=out / "runs" / key)
                     for row in result["results"]:
                         if (key, row["seed"]) not in scored:

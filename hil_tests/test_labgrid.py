@@ -1,0 +1,213 @@
+"""Boards in labgrid places, with a real labgrid on localhost: a coordinator and an exporter on free
+ports (both stopped at the end), the exporter serving two native boards' pseudo-terminals with ser2net
+as NetworkSerialPorts, places native-1 and native-2 tagged board=native."""
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from semhil.boards import load_board
+from semhil.build import build_firmware
+from semhil.places.board import PlaceBoard, PlaceChoice
+from semhil.places.coordinator import Coordinator, PlaceError, PlaceHeld
+from semhil.runners import BoardProcess
+from semhil.session import RunOptions, run_on_board
+
+pytest_plugins = ["pytester"]
+BIN = Path(sys.executable).parent
+HOLDER = f"{os.environ.get('LG_HOSTNAME', socket.gethostname())}/{os.environ.get('LG_USERNAME', getpass.getuser())}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, what: str, timeout_s: float = 20.0):
+    deadline = time.monotonic() + timeout_s
+    while not (found := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.2)
+    return found
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class Lab:
+    def __init__(self, folder: Path):
+        self.folder, self.address, self.processes = folder, f"127.0.0.1:{free_port()}", []
+
+    def start(self, *command: str, log: str) -> subprocess.Popen:
+        process = subprocess.Popen(command, cwd=self.folder, stdout=(self.folder / log).open("w"), stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def client(self, *args: str) -> str:
+        done = subprocess.run([str(BIN / "labgrid-client"), "-x", self.address, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"labgrid-client {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    def holder_of(self, place: str):
+        with Coordinator(self.address) as coordinator:
+            return coordinator.place(place).acquired
+
+
+@pytest.fixture(scope="module")
+def lab(bundle, tmp_path_factory):
+    if shutil.which("ser2net") is None:
+        pytest.fail("ser2net not found: `make test` installs it (apt-get install ser2net)")
+    folder = tmp_path_factory.mktemp("lab")
+    lab = Lab(folder)
+    native = load_board("native")
+    firmware = build_firmware(bundle, native)
+    boards = [BoardProcess(native, firmware.path) for _ in range(2)]
+    try:
+        lab.start(str(BIN / "labgrid-coordinator"), "--listen", lab.address, log="coordinator.log")
+        wait_for(lambda: subprocess.run([str(BIN / "labgrid-client"), "-x", lab.address, "places"], capture_output=True).returncode == 0,
+                 "the coordinator")
+        exports = {}
+        for number, board in enumerate(boards, 1):
+            exports[f"native-{number}"] = {"RawSerialPort": {"port": board.start(), "speed": 115200}}
+        (folder / "exporter.yaml").write_text(yaml.safe_dump(exports))
+        lab.start(str(BIN / "labgrid-exporter"), "--coordinator", lab.address, "--name", "rig1", "--hostname", "127.0.0.1",
+                  "exporter.yaml", log="exporter.log")
+        wait_for(lambda: lab.client("resources").count("NetworkSerialPort") == 2, "the exporter's two serial ports")
+        for name in exports:
+            lab.client("-p", name, "create")
+            lab.client("-p", name, "add-match", f"rig1/{name}/*")
+            lab.client("-p", name, "set-tags", "board=native")
+        lab.client("-p", "no-port", "create")
+        lab.client("-p", "no-port", "set-tags", "board=native")
+        lab.client("-p", "wrong-board", "create")
+        lab.client("-p", "wrong-board", "add-match", "rig1/native-2/*")
+        lab.client("-p", "wrong-board", "set-tags", "board=qemu-stm32f405")
+        yield lab
+    finally:
+        for process in reversed(lab.processes):
+            stop(process)
+        for board in boards:
+            board.stop()
+
+
+def semhil(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from semhil.cli import main; main()", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "COLUMNS": "300"})  # doctor's table, unwrapped
+
+
+def test_fifty_images_bit_exact_through_a_place_which_is_released_after(lab, bundle):
+    done = semhil("run", str(bundle.path), "--place", "native-1", "--coordinator", lab.address, "--images", "50", "--ber", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result_dir = max((bundle.path / "results" / "native-standalone").glob("2*"), key=lambda p: p.stat().st_mtime)
+    result = __import__("json").loads((result_dir / "results.json").read_text())
+    assert result["board"] == "native" and result["n_images"] == 50 and result["bit_exact_fraction"] == 1.0
+    assert lab.holder_of("native-1") is None
+
+
+def test_a_second_session_is_refused_with_the_holders_name_until_the_killed_holder_is_released(lab, bundle):
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from semhil.boards import load_board
+from semhil.places.board import PlaceBoard, PlaceChoice
+board = PlaceBoard(load_board("native"), None, PlaceChoice("native-1", "{lab.address}"))
+board.start()
+print("holding", board.port, flush=True)
+time.sleep(600)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().startswith("holding rfc2217://127.0.0.1:")
+        assert lab.holder_of("native-1") == HOLDER
+        with pytest.raises(PlaceHeld, match=f"place native-1 is held by {HOLDER} "):
+            PlaceBoard(load_board("native"), None, PlaceChoice("native-1", lab.address)).start()
+        done = semhil("run", str(bundle.path), "--place", "native-1", "--coordinator", lab.address, "--images", "5")
+        assert done.returncode == 1 and done.stdout.strip().startswith(f"error: place native-1 is held by {HOLDER}")
+        assert len(done.stdout.strip().splitlines()) == 1
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    wait_for(lambda: lab.holder_of("native-1") is None, "the keeper to release the killed holder's place")
+    with PlaceBoard(load_board("native"), None, PlaceChoice("native-1", lab.address)) as board:
+        assert board.port.startswith("rfc2217://") and lab.holder_of("native-1") == HOLDER
+    assert lab.holder_of("native-1") is None
+
+
+@pytest.mark.parametrize("args, said", [
+    (("--place", "natve-1"), "there is no labgrid place 'natve-1' at the coordinator {address} (did you mean 'native-1'?)"),
+    (("--place", "no-port"), "place no-port has no serial port (it matches: nothing)"),
+    (("--place", "wrong-board", "--board", "native"), "place wrong-board holds a qemu-stm32f405 (its tag board=qemu-stm32f405), not a native"),
+    (("--place", "wrong-board"), "the board answering as qemu-stm32f405 runs firmware built for board native"),
+])
+def test_bad_places_are_one_clear_line_each(lab, bundle, args, said):
+    done = semhil("run", str(bundle.path), *args, "--coordinator", lab.address, "--images", "5")
+    assert done.returncode == 1
+    assert done.stdout.strip().startswith("error: " + said.format(address=lab.address)), done.stdout + done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert all(lab.holder_of(place) is None for place in ("native-1", "native-2", "no-port", "wrong-board"))
+
+
+def test_a_coordinator_that_is_not_running_is_one_clear_line(bundle):
+    address = f"127.0.0.1:{free_port()}"
+    done = semhil("run", str(bundle.path), "--place", "native-1", "--coordinator", address, "--images", "5")
+    assert done.returncode == 1 and len(done.stdout.strip().splitlines()) == 1 and done.stderr == ""
+    assert done.stdout.startswith(f"error: the labgrid coordinator at {address} does not answer")
+
+
+SUITE = '''
+import os
+
+
+def test_codes_come_back(dut, board):
+    assert dut.info()["board"] == "native"
+    with open(os.environ["SEMHIL_WHERE"], "a") as log:
+        log.write(f"{board.target.place.name} {os.environ.get('PYTEST_XDIST_WORKER', 'main')}\\n")
+
+
+def test_the_place_is_held_while_the_session_runs(board):
+    from semhil.places.coordinator import Coordinator
+    with Coordinator(board.target.place.coordinator) as coordinator:
+        assert coordinator.place(board.target.place.name).acquired is not None
+'''
+
+
+def test_pytest_with_two_workers_gives_each_place_a_worker_of_its_own(lab, bundle, pytester, monkeypatch):
+    pytester.makepyfile(test_suite=SUITE)
+    where = pytester.path / "where.txt"
+    monkeypatch.setenv("SEMHIL_WHERE", str(where))
+    result = pytester.runpytest_subprocess("--place", "native-1,native-2", "--coordinator", lab.address, "--bundle", str(bundle.path),
+                                           "-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=4)
+    workers = defaultdict(set)
+    for place, worker in (line.split() for line in where.read_text().splitlines()):
+        workers[place].add(worker)
+    assert set(workers) == {"native-1", "native-2"} and all(len(w) == 1 for w in workers.values())
+    assert workers["native-1"] != workers["native-2"]
+    assert lab.holder_of("native-1") is None and lab.holder_of("native-2") is None
+
+
+def test_doctor_checks_that_the_coordinator_answers_for_each_configured_place(lab, tmp_path):
+    rig = tmp_path / "rig.toml"
+    rig.write_text(f'[[board]]\nname = "native"\nlabgrid_place = "native-2"\nlabgrid_coordinator = "{lab.address}"\n')
+    done = semhil("doctor", "--place", "native-1", "--coordinator", lab.address, "--hardware-map", str(rig))
+    assert done.returncode == 0, done.stdout
+    assert "labgrid place native-1" in done.stdout and "labgrid place native-2" in done.stdout
+    assert done.stdout.count("board=native, free") == 2
+    elsewhere = f"127.0.0.1:{free_port()}"
+    done = semhil("doctor", "--place", "native-1", "--coordinator", elsewhere)
+    assert done.returncode == 1 and "error: 1 required thing(s) are missing: labgrid place native-1" in done.stdout
