@@ -2,6 +2,7 @@
 ports (both stopped at the end), the exporter serving two native boards' pseudo-terminals with ser2net
 as NetworkSerialPorts, places native-1 and native-2 tagged board=native."""
 import getpass
+import json
 import os
 import shutil
 import signal
@@ -99,6 +100,9 @@ def lab(bundle, tmp_path_factory):
         lab.client("-p", "wrong-board", "create")
         lab.client("-p", "wrong-board", "add-match", "rig1/native-2/*")
         lab.client("-p", "wrong-board", "set-tags", "board=qemu-stm32f405")
+        lab.client("-p", "offline", "create")
+        lab.client("-p", "offline", "add-match", "rig9/native-1/*")
+        lab.client("-p", "offline", "set-tags", "board=native")
         yield lab
     finally:
         for process in reversed(lab.processes):
@@ -116,9 +120,33 @@ def test_fifty_images_bit_exact_through_a_place_which_is_released_after(lab, bun
     done = semhil("run", str(bundle.path), "--place", "native-1", "--coordinator", lab.address, "--images", "50", "--ber", "0")
     assert done.returncode == 0, done.stdout + done.stderr
     result_dir = max((bundle.path / "results" / "native-standalone").glob("2*"), key=lambda p: p.stat().st_mtime)
-    result = __import__("json").loads((result_dir / "results.json").read_text())
+    result = json.loads((result_dir / "results.json").read_text())
     assert result["board"] == "native" and result["n_images"] == 50 and result["bit_exact_fraction"] == 1.0
+    assert result["labgrid_place"] == "native-1" and lab.holder_of("native-1") is None
+
+
+def test_ctrl_c_releases_the_place(lab, bundle):
+    run = subprocess.Popen([sys.executable, "-c", "from semhil.cli import main; main()", "run", str(bundle.path), "--place", "native-1",
+                            "--coordinator", lab.address, "--images", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: lab.holder_of("native-1") == HOLDER or run.poll() is not None, "the run to hold the place")
+    time.sleep(2)  # into the images
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130 and out.rstrip().endswith("aborted"), out + err
     assert lab.holder_of("native-1") is None
+    assert "ended without releasing" not in err  # released by the run itself, not by its keeper
+
+
+def test_a_sweep_runs_on_the_place_of_a_hardware_map_entry(lab, bundle, tmp_path):
+    rig = tmp_path / "rig.toml"
+    rig.write_text(f'[[board]]\nname = "native"\nlabgrid_place = "native-2"\nlabgrid_coordinator = "{lab.address}"\n')
+    out = tmp_path / "sweep"
+    done = semhil("sweep", str(bundle.path), "--board", "native", "--hardware-map", str(rig), "--images", "20", "--ber", "0,0.01",
+                  "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(next(out.glob("*-native-standalone.json")).read_text())
+    assert result["labgrid_place"] == "native-2" and result["bit_exact_fraction"] == 1.0 and result["n_images"] == 20
+    assert lab.holder_of("native-2") is None
 
 
 def test_a_second_session_is_refused_with_the_holders_name_until_the_killed_holder_is_released(lab, bundle):
@@ -151,6 +179,7 @@ time.sleep(600)
 @pytest.mark.parametrize("args, said", [
     (("--place", "natve-1"), "there is no labgrid place 'natve-1' at the coordinator {address} (did you mean 'native-1'?)"),
     (("--place", "no-port"), "place no-port has no serial port (it matches: nothing)"),
+    (("--place", "offline"), "none of place offline's resources is online (it matches rig9/native-1/*): is its exporter running?"),
     (("--place", "wrong-board", "--board", "native"), "place wrong-board holds a qemu-stm32f405 (its tag board=qemu-stm32f405), not a native"),
     (("--place", "wrong-board"), "the board answering as qemu-stm32f405 runs firmware built for board native"),
 ])
@@ -159,7 +188,7 @@ def test_bad_places_are_one_clear_line_each(lab, bundle, args, said):
     assert done.returncode == 1
     assert done.stdout.strip().startswith("error: " + said.format(address=lab.address)), done.stdout + done.stderr
     assert len(done.stdout.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert all(lab.holder_of(place) is None for place in ("native-1", "native-2", "no-port", "wrong-board"))
+    assert all(lab.holder_of(place) is None for place in ("native-1", "native-2", "no-port", "wrong-board", "offline"))
 
 
 def test_a_coordinator_that_is_not_running_is_one_clear_line(bundle):

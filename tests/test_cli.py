@@ -18,6 +18,9 @@ def semhil(*args):
     (["run", "/nonexistent/bundle", "--board", "native", "--ber", "0,x"], "--ber"),
     (["build", "/nonexistent/bundle", "--board", "nosuchboard"], "unknown board 'nosuchboard'"),
     (["table", __file__], "is not a results JSON"),
+    (["run", "/nonexistent/bundle", "--place", "rig-1", "--port", "rfc2217://a:1"], "give one way to reach the board: --port, --probe/--hardware-map, or --place"),
+    (["sweep", "/nonexistent/bundle", "--place", "rig-1", "--coordinator", "127.0.0.1:1", "--out", "/tmp/x"],
+     "the labgrid coordinator at 127.0.0.1:1 does not answer"),
 ])
 def test_bad_input_gives_one_clear_line(args, message):
     done = semhil(*args)

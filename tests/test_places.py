@@ -3,11 +3,12 @@ OpenOCD driver that flashes a silicon board of a place (labgrid's own driver, on
 import pytest
 from labgrid import Target
 from labgrid.remote.common import Place
-from labgrid.resource import NetworkSerialPort
+from labgrid.factory import target_factory
+from labgrid.resource import NetworkPowerPort, NetworkSerialPort
 from labgrid.resource.remote import NetworkUSBDebugger
 
 from semhil.boards import load_board
-from semhil.places.board import board_of_place, openocd_driver, serial_url
+from semhil.places.board import DEBUGGERS, POWER_DRIVERS, board_of_place, openocd_driver, place_drivers, serial_url
 from semhil.places.coordinator import PlaceError, coordinator_address
 
 
@@ -45,3 +46,27 @@ def test_a_silicon_board_is_flashed_with_labgrids_openocd_driver_on_the_places_d
     assert (tmp_path / "openocd-stm32f4x.cfg").read_text() == "source [find target/stm32f4x.cfg]\n"
     assert [c.format(filename="/x/firmware.elf") for c in driver.load_commands] == [
         "init", "program /x/firmware.elf verify", "reset run", "shutdown"]
+
+
+def debugger_of(target):
+    return NetworkUSBDebugger(target, None, host="rig1", busnum=1, devnum=4, path="1-1.2", vendor_id=0x0483, model_id=0x374B)
+
+
+def test_a_place_flashes_and_resets_through_its_debugger_else_cycles_its_power(tmp_path):
+    nucleo, native = load_board("nucleo-f446re"), load_board("native")
+    firmware = tmp_path / "firmware.elf"
+    both = Target("both")
+    debugger_of(both)
+    NetworkPowerPort(both, None, model="gude", host="pdu1", index="3")
+    debugger, power = place_drivers(both, nucleo, firmware)
+    assert type(debugger).__name__ == "OpenOCDDriver" and power is None
+    debugger, power = place_drivers(both, native, firmware)  # nothing to flash on an emulated board: power resets it
+    assert debugger is None and type(power).__name__ == "NetworkPowerDriver"
+    bare = Target("bare")
+    debugger_of(bare)
+    assert place_drivers(bare, nucleo, None) == (None, None)  # no firmware to flash, no power port: no reset from here
+
+
+def test_every_resource_and_driver_named_is_labgrids():
+    assert set(DEBUGGERS) | set(POWER_DRIVERS) <= set(target_factory.resources)
+    assert set(POWER_DRIVERS.values()) <= set(target_factory.drivers)

@@ -158,7 +158,7 @@ def run_on_board(bundle, board: Board, options: RunOptions, json_path: Path | No
     rows, task_accuracy = score(bundle, images, labels, payloads, options.channels, options.seed, options.pilots)
     result = {
         "run_id": run_id, "run_dir": str(out_dir), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "board": board.name, "bundle": str(bundle.path), "bundle_hash": bundle.hash, "backend": options.backend,
+        "board": board.name, **({"labgrid_place": options.place.name} if options.place else {}), "bundle": str(bundle.path), "bundle_hash": bundle.hash, "backend": options.backend,
         "n_images": len(records), "bytes_per_image": code_bytes,
         "bit_exact_fraction": float(np.mean([r["bit_exact"] for r in records])),
         "device": {

@@ -63,6 +63,20 @@ def openocd_driver(target, board: Board, workdir: Path):
                          load_commands=["init", "program {filename} verify", "reset run", "shutdown"])
 
 
+def place_drivers(target, board: Board, firmware: Path | None):
+    """(debugger, power) drivers for a place's resources: labgrid's OpenOCD driver where the place has an ST-LINK
+    and a silicon board's firmware is to be flashed (it flashes and resets), else a power driver where it has a
+    power port (it resets)."""
+    from labgrid.factory import target_factory
+    kinds = {type(r).__name__ for r in target.resources}
+    if board.run_kind == "probe" and firmware and kinds & set(DEBUGGERS):
+        return openocd_driver(target, board, Path(firmware).parent), None
+    power = next((kind for kind in sorted(kinds) if kind in POWER_DRIVERS), None)
+    if power:
+        return None, target_factory.drivers[POWER_DRIVERS[power]](target, name="semhil-power")
+    return None, None
+
+
 class PlaceBoard:
     def __init__(self, board: Board, firmware: Path | None, choice: PlaceChoice):
         self.board, self.firmware, self.choice = board, firmware, choice
@@ -75,19 +89,29 @@ class PlaceBoard:
         self.debugger = self.power = None
 
     def start(self) -> str:
+        from labgrid.remote.client import Error as LabgridError
         try:
             self._acquire()
             self._open()
+        except LabgridError as e:  # e.g. the exporter went away after the place was acquired
+            self.stop()
+            raise PlaceError(f"place {self.choice.name}: {e}") from None
         except BaseException:
             self.stop()
             raise
         return self.port
 
     def _acquire(self) -> None:
+        if self.board.run_kind == "micropython":
+            raise PlaceError(f"board {self.board.name} runs MicroPython: semhil deploys its module with mpremote on a local "
+                             "serial port, not yet through a labgrid place; run it on the computer it hangs on (--probe SERIAL)")
         self.coordinator = Coordinator(self.address)
         place = self.coordinator.place(self.choice.name)
         board_of_place(place, self.board.name)
         classes = sorted({cls for _, cls in self.coordinator.resources(place)})
+        if not classes and place.matches:
+            raise PlaceError(f"none of place {place.name}'s resources is online (it matches {', '.join(map(str, place.matches))}): "
+                             "is its exporter running? (labgrid-client resources lists what the exporters offer)")
         if "NetworkSerialPort" not in classes:
             raise PlaceError(f"place {place.name} has no serial port (it matches: {', '.join(classes) or 'nothing'}); add the "
                              f"exporter's port: labgrid-client -p {place.name} add-match EXPORTER/GROUP/NetworkSerialPort")
@@ -109,15 +133,11 @@ class PlaceBoard:
                                  f"{SERIAL_WAIT_S:g} s (is ser2net installed there, and the port {port.extra.get('path', '')} present?)")
             manager.poll()
         self.port = serial_url(port)
-        kinds = {type(r).__name__: r for r in self.target.resources}
-        if self.board.run_kind == "probe" and any(k in kinds for k in DEBUGGERS):
-            self.debugger = openocd_driver(self.target, self.board, Path(self.firmware).parent)
+        self.debugger, self.power = place_drivers(self.target, self.board, self.firmware)
+        if self.debugger:
             self.target.activate(self.debugger)
             self._labgrid("flashing", lambda: self.debugger.load(str(self.firmware)))
-        power = next((k for k in kinds if k in POWER_DRIVERS), None)
-        if power and not self.debugger:
-            from labgrid.factory import target_factory
-            self.power = target_factory.drivers[POWER_DRIVERS[power]](self.target, name="semhil-power")
+        if self.power:
             self.target.activate(self.power)
         if self.debugger or self.power:
             self.restart = self._reset
@@ -139,20 +159,14 @@ class PlaceBoard:
         if self.target is not None:
             self.target.cleanup()
             self.target = None
+        if self.keeper is not None:
+            try:
+                self.coordinator.release(self.choice.name)
+                stop_keeper(self.keeper)
+            except PlaceError:
+                self.keeper.stdin.close()  # told nothing, the keeper releases the place
+            self.keeper = None
         if self.coordinator is not None:
-            released = False
-            if self.keeper is not None:
-                try:
-                    self.coordinator.release(self.choice.name)
-                    released = True
-                except PlaceError:
-                    pass  # the keeper, told nothing, releases it
-            if self.keeper is not None:
-                if released:
-                    stop_keeper(self.keeper)
-                else:
-                    self.keeper.stdin.close()
-                self.keeper = None
             self.coordinator.close()
             self.coordinator = None
         self.port = None
