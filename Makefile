@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 DEBIAN_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: demo test bench bench-codec bench-kernels bench-harness bench-host bench-streaming bench-micropython nnom cmsis micropython toolchain browser venv clean
+.PHONY: demo test bench bench-codec bench-kernels bench-harness bench-host bench-streaming bench-micropython bench-labgrid nnom cmsis micropython toolchain browser venv clean
 
 demo: venv toolchain
 	$(BIN)/semhil demo
@@ -31,6 +31,9 @@ bench-streaming: venv toolchain
 
 bench-micropython: venv toolchain
 	$(BIN)/python bench/micropython.py
+
+bench-labgrid: venv toolchain
+	$(BIN)/python bench/labgrid_places.py
 
 bench-kernels: venv toolchain
 	$(BIN)/semhil bench kernels

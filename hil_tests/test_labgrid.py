@@ -1,6 +1,7 @@
-"""Boards in labgrid places, with a real labgrid on localhost: a coordinator and an exporter on free
-ports (both stopped at the end), the exporter serving two native boards' pseudo-terminals with ser2net
-as NetworkSerialPorts, places native-1 and native-2 tagged board=native."""
+"""Boards in labgrid places, with a real labgrid on localhost (semhil.places.localhost): a coordinator
+and an exporter on free ports (both stopped at the end). The exporter serves two native boards'
+pseudo-terminals with ser2net (RawSerialPort: places native-1 and native-2) and passes on a third
+board served by `semhil serve` (NetworkSerialPort: place native-3); every place is tagged board=native."""
 import getpass
 import json
 import os
@@ -11,27 +12,19 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
-import yaml
 
 from semhil.boards import load_board
 from semhil.build import build_firmware
 from semhil.places.board import PlaceBoard, PlaceChoice
-from semhil.places.coordinator import Coordinator, PlaceError, PlaceHeld
+from semhil.places.coordinator import PlaceHeld
+from semhil.places.localhost import LocalLab, free_port
+from semhil.remote import PortServer
 from semhil.runners import BoardProcess
-from semhil.session import RunOptions, run_on_board
 
 pytest_plugins = ["pytester"]
-BIN = Path(sys.executable).parent
 HOLDER = f"{os.environ.get('LG_HOSTNAME', socket.gethostname())}/{os.environ.get('LG_USERNAME', getpass.getuser())}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(condition, what: str, timeout_s: float = 20.0):
@@ -43,72 +36,26 @@ def wait_for(condition, what: str, timeout_s: float = 20.0):
     return found
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class Lab:
-    def __init__(self, folder: Path):
-        self.folder, self.address, self.processes = folder, f"127.0.0.1:{free_port()}", []
-
-    def start(self, *command: str, log: str) -> subprocess.Popen:
-        process = subprocess.Popen(command, cwd=self.folder, stdout=(self.folder / log).open("w"), stderr=subprocess.STDOUT)
-        self.processes.append(process)
-        return process
-
-    def client(self, *args: str) -> str:
-        done = subprocess.run([str(BIN / "labgrid-client"), "-x", self.address, *args], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, f"labgrid-client {' '.join(args)}: {done.stdout}{done.stderr}"
-        return done.stdout
-
-    def holder_of(self, place: str):
-        with Coordinator(self.address) as coordinator:
-            return coordinator.place(place).acquired
-
-
 @pytest.fixture(scope="module")
 def lab(bundle, tmp_path_factory):
-    if shutil.which("ser2net") is None:
+    if shutil.which("ser2net") is None and not os.path.isfile("/usr/sbin/ser2net"):
         pytest.fail("ser2net not found: `make test` installs it (apt-get install ser2net)")
-    folder = tmp_path_factory.mktemp("lab")
-    lab = Lab(folder)
     native = load_board("native")
     firmware = build_firmware(bundle, native)
-    boards = [BoardProcess(native, firmware.path) for _ in range(2)]
-    try:
-        lab.start(str(BIN / "labgrid-coordinator"), "--listen", lab.address, log="coordinator.log")
-        wait_for(lambda: subprocess.run([str(BIN / "labgrid-client"), "-x", lab.address, "places"], capture_output=True).returncode == 0,
-                 "the coordinator")
-        exports = {}
-        for number, board in enumerate(boards, 1):
-            exports[f"native-{number}"] = {"RawSerialPort": {"port": board.start(), "speed": 115200}}
-        (folder / "exporter.yaml").write_text(yaml.safe_dump(exports))
-        lab.start(str(BIN / "labgrid-exporter"), "--coordinator", lab.address, "--name", "rig1", "--hostname", "127.0.0.1",
-                  "exporter.yaml", log="exporter.log")
-        wait_for(lambda: lab.client("resources").count("NetworkSerialPort") == 2, "the exporter's two serial ports")
-        for name in exports:
-            lab.client("-p", name, "create")
-            lab.client("-p", name, "add-match", f"rig1/{name}/*")
-            lab.client("-p", name, "set-tags", "board=native")
-        lab.client("-p", "no-port", "create")
-        lab.client("-p", "no-port", "set-tags", "board=native")
-        lab.client("-p", "wrong-board", "create")
-        lab.client("-p", "wrong-board", "add-match", "rig1/native-2/*")
-        lab.client("-p", "wrong-board", "set-tags", "board=qemu-stm32f405")
-        lab.client("-p", "offline", "create")
-        lab.client("-p", "offline", "add-match", "rig9/native-1/*")
-        lab.client("-p", "offline", "set-tags", "board=native")
-        yield lab
-    finally:
-        for process in reversed(lab.processes):
-            stop(process)
-        for board in boards:
-            board.stop()
+    with BoardProcess(native, firmware.path) as one, BoardProcess(native, firmware.path) as two, \
+            BoardProcess(native, firmware.path) as three, PortServer(three.port) as served:
+        exports = {"native-1": {"RawSerialPort": {"port": one.port, "speed": 115200}},
+                   "native-2": {"RawSerialPort": {"port": two.port, "speed": 115200}},
+                   "native-3": {"NetworkSerialPort": {"host": "127.0.0.1", "port": served.tcp_port, "speed": 115200}}}
+        with LocalLab(tmp_path_factory.mktemp("lab"), exports) as lab:
+            for name in exports:
+                lab.add_place(name, "native", name)
+            lab.add_place("no-port", "native")
+            lab.add_place("wrong-board", "qemu-stm32f405", "native-2")
+            lab.client("-p", "offline", "create")
+            lab.client("-p", "offline", "add-match", "rig9/native-1/*")
+            lab.client("-p", "offline", "set-tags", "board=native")
+            yield lab
 
 
 def semhil(*args: str) -> subprocess.CompletedProcess:
@@ -123,6 +70,15 @@ def test_fifty_images_bit_exact_through_a_place_which_is_released_after(lab, bun
     result = json.loads((result_dir / "results.json").read_text())
     assert result["board"] == "native" and result["n_images"] == 50 and result["bit_exact_fraction"] == 1.0
     assert result["labgrid_place"] == "native-1" and lab.holder_of("native-1") is None
+
+
+def test_a_place_whose_board_is_served_by_semhil_serve(lab, bundle, tmp_path):
+    done = semhil("run", str(bundle.path), "--place", "native-3", "--coordinator", lab.address, "--images", "20", "--ber", "0",
+                  "--json", str(tmp_path / "native-3.json"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((tmp_path / "native-3.json").read_text())
+    assert result["labgrid_place"] == "native-3" and result["n_images"] == 20 and result["bit_exact_fraction"] == 1.0
+    assert lab.holder_of("native-3") is None
 
 
 def test_ctrl_c_releases_the_place(lab, bundle):
@@ -188,7 +144,7 @@ def test_bad_places_are_one_clear_line_each(lab, bundle, args, said):
     assert done.returncode == 1
     assert done.stdout.strip().startswith("error: " + said.format(address=lab.address)), done.stdout + done.stderr
     assert len(done.stdout.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert all(lab.holder_of(place) is None for place in ("native-1", "native-2", "no-port", "wrong-board", "offline"))
+    assert all(lab.holder_of(place) is None for place in ("native-1", "native-2", "native-3", "no-port", "wrong-board", "offline"))
 
 
 def test_a_coordinator_that_is_not_running_is_one_clear_line(bundle):
