@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from ..errors import SemhilError
 
 DEFAULT_PORT = 20408
-SERIAL_CLASSES = ("NetworkSerialPort", "RawSerialPort", "USBSerialPort", "SerialPort")
 
 
 class PlaceError(SemhilError):

@@ -61,7 +61,11 @@ class LocalLab:
         return self
 
     def client_ok(self, *args: str) -> bool:
-        return subprocess.run([str(BIN / "labgrid-client"), "-x", self.address, *args], capture_output=True).returncode == 0
+        try:
+            self.client(*args)
+        except (PlaceError, subprocess.TimeoutExpired):
+            return False
+        return True
 
     def client(self, *args: str) -> str:
         """labgrid-client against this lab's coordinator; raises with what it said when it fails."""
